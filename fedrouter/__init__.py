@@ -1,0 +1,1 @@
+"""FedRouter: task-centric personalized federated fine-tuning of language models."""

@@ -1,0 +1,186 @@
+"""What every algorithm implements (a server half and a client half), the registry, and record helpers."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+
+from fedrouter.evaluate import combine_clients, generate, rouge, summarize_client
+
+if TYPE_CHECKING:
+    from fedrouter.client_state import ClientState, ClientStore
+    from fedrouter.config import RunConfig
+    from fedrouter.data.splits import ClientData
+    from fedrouter.models.backbone import AdapterState, Backbone
+
+# --- records ------------------------------------------------------------------------------------
+
+
+def to_record(state: AdapterState) -> ArrayRecord:
+    return ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in state.items()})
+
+
+def from_record(record: ArrayRecord) -> AdapterState:
+    return {k: v.numpy() for k, v in record.items()}
+
+
+def metrics_of(content: RecordDict) -> dict[str, float]:
+    return dict(content["metrics"]) if "metrics" in content.metric_records else {}
+
+
+def meta_of(content: RecordDict) -> dict[str, Any]:
+    return dict(content["meta"]) if "meta" in content.config_records else {}
+
+
+def reply(metrics: dict[str, float], arrays: dict[str, AdapterState] | None = None,
+          meta: dict[str, Any] | None = None) -> RecordDict:
+    """A client's reply: MetricRecord 'metrics', one ArrayRecord per named state, ConfigRecord 'meta'."""
+    rd = RecordDict({"metrics": MetricRecord({k: float(v) for k, v in metrics.items()})})
+    for name, state in (arrays or {}).items():
+        rd[name] = to_record(state)
+    if meta:
+        rd["meta"] = ConfigRecord(meta)
+    return rd
+
+
+# --- the two halves -----------------------------------------------------------------------------
+
+
+@dataclass
+class ClientRuntime:
+    """What a client half works with for one message: its data, the shared backbone, its store."""
+
+    cfg: RunConfig
+    client_id: int
+    rnd: int
+    data: ClientData
+    backbone: Backbone
+    store: ClientStore
+    examples: list = field(default_factory=list)  # encoded training examples, aligned with data.train
+
+    def load_state(self) -> ClientState:
+        return self.store.load(before_round=self.rnd)
+
+
+class ClientAlgorithm(ABC):
+    """Client half: stateless; whatever must survive rounds goes through `rt.store`."""
+
+    @abstractmethod
+    def train(self, rt: ClientRuntime, content: RecordDict) -> RecordDict: ...
+
+    def setup(self, rt: ClientRuntime, content: RecordDict) -> RecordDict:
+        """One-off work before round 1 (FedRouter: embed and cluster the local data)."""
+        raise NotImplementedError(f"{type(self).__name__} has no setup step")
+
+    def evaluate(self, rt: ClientRuntime, content: RecordDict) -> RecordDict:
+        """Default: evaluate the adapter the server sent on this client's test set."""
+        scores = score_groups(rt, [(from_record(content["adapter"]), np.arange(len(rt.data.test)))])
+        return reply(summarize_client(scores, [r["task"] for r in rt.data.test]))
+
+
+class ServerAlgorithm(ABC):
+    """Server half: owns the global state, builds each client's message, aggregates the replies."""
+
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+
+    def configure_setup(self, client_ids: Sequence[int]) -> dict[int, RecordDict] | None:
+        """Messages of a one-off step before round 1, or None when the algorithm has none."""
+        return None
+
+    def aggregate_setup(self, replies: dict[int, RecordDict]) -> dict[str, float]:
+        return {}
+
+    @abstractmethod
+    def configure_train(self, rnd: int, client_ids: Sequence[int]) -> dict[int, RecordDict]: ...
+
+    @abstractmethod
+    def aggregate_train(self, rnd: int, replies: dict[int, RecordDict]) -> dict[str, float]: ...
+
+    @abstractmethod
+    def configure_evaluate(self, rnd: int, client_ids: Sequence[int]) -> dict[int, RecordDict]: ...
+
+    def aggregate_evaluate(self, rnd: int, replies: dict[int, RecordDict]) -> dict[str, float]:
+        return combine_clients(metrics_of(c) for c in replies.values())
+
+    def diagnostics(self) -> dict[str, Any]:
+        """JSON-able facts worth keeping in the run folder (clusters, routing, groups)."""
+        return {}
+
+    @abstractmethod
+    def adapters(self) -> dict[str, AdapterState]:
+        """Adapters to save at evaluation rounds, by name (e.g. 'global', 'cluster_2')."""
+
+    @abstractmethod
+    def state_dict(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Everything needed to resume after the current round: arrays and JSON-able metadata."""
+
+    @abstractmethod
+    def load_state_dict(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None: ...
+
+
+def score_groups(rt: ClientRuntime, groups: Sequence[tuple[AdapterState, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Generate each group of test samples with its own adapter (swapped into the one backbone)
+    and return per-sample ROUGE aligned with rt.data.test."""
+    n = len(rt.data.test)
+    preds = [""] * n
+    rt.backbone.activate("main")
+    for state, idx in groups:
+        if len(idx) == 0:
+            continue
+        rt.backbone.set_state(state)
+        outs = generate(rt.backbone, [rt.data.test[i]["instruction"] for i in idx], rt.cfg)
+        for i, p in zip(idx, outs, strict=True):
+            preds[i] = p
+    refs = [r["response"] for r in rt.data.test]
+    scores = rouge(preds, refs)
+    if rt.store is not None:
+        # Kept on the client for inspection (raw text never leaves it).
+        rt.store.save_predictions(rt.rnd, [{"task": r["task"], "prediction": p, "reference": r["response"],
+                                            "rouge1": float(s)} for r, p, s in zip(rt.data.test, preds, scores["rouge1"], strict=True)])
+    return scores
+
+
+# --- registry -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    server: type[ServerAlgorithm]
+    client: type[ClientAlgorithm]
+    aliases: tuple[str, ...] = ()
+    summary: str = ""
+
+
+_REGISTRY: dict[str, Algorithm] = {}
+
+
+def register(algorithm: Algorithm) -> Algorithm:
+    for key in (algorithm.name, *algorithm.aliases):
+        if key in _REGISTRY:
+            raise ValueError(f"algorithm name {key!r} is already registered")
+        _REGISTRY[key] = algorithm
+    return algorithm
+
+
+def known_algorithms() -> list[str]:
+    _load_builtin_algorithms()
+    return sorted(_REGISTRY)
+
+
+def get_algorithm(name: str) -> Algorithm:
+    _load_builtin_algorithms()
+    if name not in _REGISTRY:
+        raise ValueError(f"fed_alg={name!r} is not a known algorithm; known: {', '.join(known_algorithms())}")
+    return _REGISTRY[name]
+
+
+def _load_builtin_algorithms() -> None:
+    # Importing the package registers every algorithm module it lists.
+    import fedrouter.algorithms  # noqa: F401

@@ -1,0 +1,194 @@
+"""FedCluster: clustered federated learning on LoRA updates, one adapter per group of clients.
+
+Baseline of Talasso et al., "Task-Centric Personalized Federated Fine-Tuning of Language Models"
+(arXiv 2604.00050), section "Baselines" of shared/docs/ALGORITHMS.md (clustering by the cosine
+similarity of client updates, after Sattler et al., "Clustered Federated Learning", 2020).
+
+Plain FedAvg until round `sim_round`. In that round the server takes every participant's update of
+the LoRA B matrices (trained adapter minus the adapter it received), builds the clients' cosine-
+similarity matrix, and clusters its rows with Ward linkage into `global_n_clusters` groups (the server-side cluster count, 4 = the tasks, as for FedRouter). From then on
+each client trains and is evaluated with its group's adapter (FedAvg within groups; a group with no
+participant keeps its adapter).
+
+Choices:
+- `UPDATE_SCOPE = "last"` (the reference default): only the last LoRA module's B update (model
+  order) is compared; "all" compares all modules' B updates, flattened.
+- A client not sampled at `sim_round` is grouped on its first later participation: it trains from
+  the adapter everyone received at `sim_round`, so its update is comparable, and joins the group
+  whose members' updates are most similar on average. That round its adapter is not averaged into
+  the group (it started from a different adapter than the group's members).
+- `global_n_clusters=auto` picks the group count in `k_range` with the best silhouette of the Ward labels.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from flwr.app import RecordDict
+
+from fedrouter.aggregate import select, weighted_average
+from fedrouter.algorithms.base import (
+    Algorithm,
+    ClientRuntime,
+    from_record,
+    metrics_of,
+    register,
+    reply,
+    score_groups,
+    to_record,
+)
+from fedrouter.algorithms.fedit import FedITClient, FedITServer, start_adapter
+from fedrouter.evaluate import summarize_client
+from fedrouter.models.backbone import AdapterState
+
+log = logging.getLogger("fedrouter.fedcluster")
+
+UPDATE_SCOPE = "last"  # "last" (reference default) | "all": which LoRA modules' B updates are compared
+
+
+def b_update(trained: AdapterState, received: AdapterState | None, scope: str = UPDATE_SCOPE) -> np.ndarray:
+    """Flattened B update; `received` None means the seeded init, whose B is zero."""
+    keys = list(select(trained, "lora_B"))  # model order (as the backbone lists its parameters)
+    keys = keys[-1:] if scope == "last" else keys
+    return np.concatenate([(trained[k] - (received[k] if received else 0.0)).ravel() for k in keys]).astype(np.float64)
+
+
+def cosine_matrix(vectors: np.ndarray) -> np.ndarray:
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return unit @ unit.T
+
+
+def ward_groups(similarity: np.ndarray, k: int) -> np.ndarray:
+    """Ward clustering of the similarity matrix's rows, groups renumbered by first member."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    n = len(similarity)
+    if k <= 1 or n <= 1:
+        return np.zeros(n, dtype=np.int64)
+    labels = AgglomerativeClustering(n_clusters=min(k, n), linkage="ward").fit(similarity).labels_
+    order = {lab: i for i, lab in enumerate(dict.fromkeys(labels))}  # stable names across runs
+    return np.array([order[lab] for lab in labels], dtype=np.int64)
+
+
+def choose_groups(similarity: np.ndarray, k_min: int, k_max: int) -> int:
+    from sklearn.metrics import silhouette_score
+
+    ks = [k for k in range(k_min, min(k_max, len(similarity) - 1) + 1)]
+    if not ks:
+        return 1
+    scores = {k: silhouette_score(similarity, ward_groups(similarity, k)) for k in ks}
+    return max(scores, key=scores.get)
+
+
+class FedClusterClient(FedITClient):
+    """Trains whatever adapter the server sends (FedIT's client); evaluates it likewise."""
+
+    def evaluate(self, rt: ClientRuntime, content: RecordDict) -> RecordDict:
+        scores = score_groups(rt, [(start_adapter(rt, content), np.arange(len(rt.data.test)))])
+        return reply(summarize_client(scores, [r["task"] for r in rt.data.test]))
+
+
+class FedClusterServer(FedITServer):
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.groups: dict[int, int] = {}  # client -> group, from sim_round on
+        self.group_adapters: dict[int, AdapterState] = {}
+        self.sim_start: AdapterState | None = None  # what clients received at sim_round (None = init)
+        self.ref_updates: dict[int, np.ndarray] = {}  # B updates at sim_round, to place late clients
+        if cfg.global_n_clusters == "1":
+            log.warning("fedcluster with global_n_clusters=1: one group for everyone, FedCluster degenerates to FedIT")
+
+    def _message(self, state: AdapterState | None) -> RecordDict:
+        return RecordDict({"adapter": to_record(state)}) if state is not None else RecordDict()
+
+    def _adapter_of(self, cid: int) -> AdapterState | None:
+        return self.group_adapters[self.groups[cid]] if cid in self.groups else self.global_adapter
+
+    def configure_train(self, rnd, client_ids):
+        if rnd <= self.cfg.sim_round:
+            return super().configure_train(rnd, client_ids)
+        # Ungrouped (late) clients start from the sim_round adapter so their update can be compared.
+        return {cid: self._message(self._adapter_of(cid) if cid in self.groups else self.sim_start) for cid in client_ids}
+
+    def aggregate_train(self, rnd, replies):
+        if rnd < self.cfg.sim_round:
+            return super().aggregate_train(rnd, replies)
+        late: set[int] = set()
+        if rnd == self.cfg.sim_round:
+            self._form_groups(replies)
+            super().aggregate_train(rnd, replies)  # global FedAvg: the fallback of clients never grouped
+        else:
+            late = self._place_late(replies)
+        members: dict[int, list[tuple[AdapterState, float]]] = {}
+        for cid, content in replies.items():
+            if cid not in late:
+                members.setdefault(self.groups[cid], []).append(
+                    (from_record(content["adapter"]), metrics_of(content)["num_samples"]))
+        for g, items in members.items():
+            self.group_adapters[g] = weighted_average([s for s, _ in items], [w for _, w in items])
+        return {f"contributors/{g}": float(len(v)) for g, v in sorted(members.items())}
+
+    def _form_groups(self, replies: dict[int, RecordDict]) -> None:
+        cids = sorted(replies)
+        self.sim_start = self.global_adapter
+        self.ref_updates = {c: b_update(from_record(replies[c]["adapter"]), self.sim_start) for c in cids}
+        sim = cosine_matrix(np.stack([self.ref_updates[c] for c in cids]))
+        k = choose_groups(sim, *self.cfg.k_bounds()) if self.cfg.global_n_clusters == "auto" else int(self.cfg.global_n_clusters)
+        if k > len(cids):
+            log.warning("global_n_clusters=%d but only %d clients at sim_round; using %d groups", k, len(cids), len(cids))
+        labels = ward_groups(sim, k)
+        self.groups = {c: int(g) for c, g in zip(cids, labels, strict=True)}
+        log.info("round %d: clients grouped by their B updates (%s modules): %s", self.cfg.sim_round, UPDATE_SCOPE,
+                 self.groups)
+
+    def _place_late(self, replies: dict[int, RecordDict]) -> set[int]:
+        """Clients first seen after sim_round join the group whose members' updates they resemble
+        most; returns them (their adapters started elsewhere and are not averaged this round)."""
+        late = {c for c in replies if c not in self.groups}
+        ref_cids = sorted(self.ref_updates)
+        ref = np.stack([self.ref_updates[c] for c in ref_cids])
+        for cid in sorted(late):
+            u = b_update(from_record(replies[cid]["adapter"]), self.sim_start)
+            sims = cosine_matrix(np.vstack([u, ref]))[0, 1:]
+            by_group: dict[int, list[float]] = {}
+            for c, s in zip(ref_cids, sims, strict=True):
+                by_group.setdefault(self.groups[c], []).append(float(s))
+            self.groups[cid] = max(sorted(by_group), key=lambda g: np.mean(by_group[g]))
+            log.info("client %d (absent at sim_round) joins group %d", cid, self.groups[cid])
+        return late
+
+    def configure_evaluate(self, rnd, client_ids):
+        return {cid: self._message(self._adapter_of(cid)) for cid in client_ids}
+
+    def diagnostics(self) -> dict[str, Any]:
+        return {"groups": {str(c): g for c, g in sorted(self.groups.items())}} if self.groups else {}
+
+    def adapters(self) -> dict[str, AdapterState]:
+        if not self.group_adapters:
+            return super().adapters()
+        return {f"group_{g}": s for g, s in sorted(self.group_adapters.items())}
+
+    def state_dict(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays, _ = super().state_dict()
+        for g, state in self.group_adapters.items():
+            arrays.update({f"group_{g}/{k}": v for k, v in state.items()})
+        arrays.update({f"sim_start/{k}": v for k, v in (self.sim_start or {}).items()})
+        arrays.update({f"ref/{c}": u for c, u in self.ref_updates.items()})
+        return arrays, {"groups": {str(c): g for c, g in self.groups.items()}}
+
+    def load_state_dict(self, arrays, meta) -> None:
+        parts: dict[str, dict[str, np.ndarray]] = {}
+        for key, value in arrays.items():
+            head, name = key.split("/", 1)
+            parts.setdefault(head, {})[name] = value
+        self.global_adapter = parts.pop("global", None)
+        self.sim_start = parts.pop("sim_start", None)
+        self.ref_updates = {int(c): u for c, u in parts.pop("ref", {}).items()}
+        self.group_adapters = {int(h.split("_")[1]): s for h, s in parts.items()}
+        self.groups = {int(c): g for c, g in meta["groups"].items()}
+
+
+ALGORITHM = register(Algorithm("fedcluster", FedClusterServer, FedClusterClient,
+                               summary="FedAvg, then per-group adapters from Ward clustering of B updates"))

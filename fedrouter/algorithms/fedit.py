@@ -1,0 +1,77 @@
+"""FedIT (federated instruction tuning): FedAvg over the whole LoRA adapter, one adapter for all.
+
+Zhang et al., "Towards Building the Federated GPT: Federated Instruction Tuning" (arXiv 2305.05644).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from flwr.app import RecordDict
+
+from fedrouter.aggregate import weighted_average
+from fedrouter.algorithms.base import (
+    Algorithm,
+    ClientAlgorithm,
+    ClientRuntime,
+    ServerAlgorithm,
+    from_record,
+    metrics_of,
+    register,
+    reply,
+    to_record,
+)
+from fedrouter.seeding import derive_seed
+from fedrouter.train import train_adapter
+
+
+def start_adapter(rt: ClientRuntime, content: RecordDict):
+    """The adapter the server sent, or (round 1, nothing sent yet) the shared seeded initialisation."""
+    if "adapter" in content.array_records:
+        return from_record(content["adapter"])
+    return rt.backbone.init_state(rt.cfg.seed)
+
+
+class FedITClient(ClientAlgorithm):
+    def train(self, rt: ClientRuntime, content: RecordDict) -> RecordDict:
+        rt.backbone.activate("main")
+        rt.backbone.set_state(start_adapter(rt, content))
+        res = train_adapter(rt.backbone, rt.examples, rt.cfg, rt.cfg.lr_at(rt.rnd), derive_seed(rt.cfg.seed, rt.client_id, rt.rnd))
+        return reply({"loss": res.loss, "num_samples": res.num_samples}, {"adapter": rt.backbone.get_state()})
+
+
+class FedITServer(ServerAlgorithm):
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.global_adapter: dict[str, np.ndarray] | None = None
+
+    def _with_adapter(self, client_ids: Sequence[int]) -> dict[int, RecordDict]:
+        if self.global_adapter is None:
+            return {cid: RecordDict() for cid in client_ids}
+        return {cid: RecordDict({"adapter": to_record(self.global_adapter)}) for cid in client_ids}
+
+    def configure_train(self, rnd, client_ids):
+        return self._with_adapter(client_ids)
+
+    def aggregate_train(self, rnd, replies):
+        states = [from_record(c["adapter"]) for c in replies.values()]
+        weights = [metrics_of(c)["num_samples"] for c in replies.values()]
+        self.global_adapter = weighted_average(states, weights)
+        return {}
+
+    def configure_evaluate(self, rnd, client_ids):
+        return self._with_adapter(client_ids)
+
+    def adapters(self):
+        return {"global": self.global_adapter} if self.global_adapter is not None else {}
+
+    def state_dict(self):
+        arrays = {f"global/{k}": v for k, v in (self.global_adapter or {}).items()}
+        return arrays, {}
+
+    def load_state_dict(self, arrays, meta):
+        self.global_adapter = {k.split("/", 1)[1]: v for k, v in arrays.items()} or None
+
+
+ALGORITHM = register(Algorithm("fedit", FedITServer, FedITClient, summary="FedAvg over LoRA A and B"))

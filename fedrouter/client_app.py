@@ -1,0 +1,104 @@
+"""Flower ClientApp: turns a message into a ClientRuntime and hands it to the algorithm's client half."""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import lru_cache
+from pathlib import Path
+
+from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from fedrouter.algorithms.base import ClientRuntime, get_algorithm
+from fedrouter.client_state import ClientStore
+from fedrouter.config import RunConfig
+from fedrouter.data.prompt import encode_example
+from fedrouter.logs import setup_process_logging
+from fedrouter.models.backbone import get_backbone
+
+log = logging.getLogger("fedrouter.client")
+
+app = ClientApp()
+
+
+def config_from_message(msg: Message) -> RunConfig:
+    return _parse_config(tuple(sorted(dict(msg.content["config"]).items())))
+
+
+@lru_cache(maxsize=4)
+def _parse_config(items: tuple) -> RunConfig:
+    return RunConfig.from_mapping(dict(items))
+
+
+def client_id_of(context: Context) -> int:
+    if "partition-id" not in context.node_config:
+        raise RuntimeError("this SuperNode has no 'partition-id' in its node config (--node-config 'partition-id=0 ...')")
+    return int(context.node_config["partition-id"])
+
+
+def store_root(cfg: RunConfig, context: Context) -> Path:
+    """Where this client keeps private state: the SuperNode's own folder in deployment, a folder
+    under the run directory (never read by the server) in simulation."""
+    root = context.node_config.get("client-state-dir")
+    return Path(str(root)) if root else cfg.run_dir / "clients"
+
+
+@lru_cache(maxsize=2)
+def _client_examples(cfg: RunConfig, client_id: int):
+    from fedrouter.data.federated import client_data
+
+    data = client_data(cfg, client_id)
+    tok = get_backbone(cfg).tokenizer
+    examples = [encode_example(tok, r["instruction"], r["response"], cfg.seq_length) for r in data.train]
+    return data, examples
+
+
+def runtime(msg: Message, context: Context) -> ClientRuntime:
+    cfg = config_from_message(msg)
+    setup_process_logging()
+    cid = client_id_of(context)
+    rnd = int(msg.content["ctx"]["round"])
+    # Data and tokenized examples are built once per client per process and reused every round.
+    data, examples = _client_examples(cfg, cid)
+    return ClientRuntime(cfg, cid, rnd, data, get_backbone(cfg), ClientStore(store_root(cfg, context), cid), examples)
+
+
+def _handle(kind: str, msg: Message, context: Context) -> Message:
+    t0 = time.perf_counter()
+    rt = runtime(msg, context)
+    client = get_algorithm(rt.cfg.fed_alg).client()
+    fault = rt.cfg.fault_for(rt.client_id, rt.rnd) if kind == "train" else None
+    if fault == "raise":
+        raise RuntimeError(f"injected fault (inject_fault={rt.cfg.inject_fault!r})")
+    handler = {"train": client.train, "evaluate": client.evaluate, "setup": client.setup}[kind]
+    content = handler(rt, msg.content)
+    metrics = content["metrics"]
+    metrics["client_id"] = float(rt.client_id)
+    metrics["time_s"] = time.perf_counter() - t0
+    if fault == "nan":
+        metrics["loss"] = float("nan")
+    log.info("client %d %s round %d done in %.1fs%s", rt.client_id, kind, rt.rnd, metrics["time_s"],
+             f" (loss {metrics['loss']:.3f})" if "loss" in metrics else "")
+    return Message(content, reply_to=msg)
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    return _handle("train", msg, context)
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    return _handle("evaluate", msg, context)
+
+
+@app.query()
+def query(msg: Message, context: Context) -> Message:
+    """Discovery (which client / data partition this node is; nothing else leaves the client), or
+    an algorithm's one-off setup step."""
+    if str(msg.content["ctx"]["kind"]) == "setup":
+        return _handle("setup", msg, context)
+    cid = client_id_of(context)
+    content = RecordDict({"metrics": MetricRecord({"client_id": float(cid)}), "meta": ConfigRecord({"kind": "hello"})})
+    return Message(content, reply_to=msg)

@@ -1,0 +1,68 @@
+"""Clustering math on arrays: k-means, silhouette choice of k, nearest centroid, purity and ARI."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score, silhouette_score
+
+
+def kmeans(points: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(centroids k x d, labels n) from scikit-learn's k-means (k-means++, 10 restarts)."""
+    points = np.asarray(points, dtype=np.float64)
+    if not 1 <= k <= len(points):
+        raise ValueError(f"k={k} must be between 1 and the number of points ({len(points)})")
+    km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(points)
+    return km.cluster_centers_.astype(np.float32), km.labels_.astype(np.int64)
+
+
+def choose_k(points: np.ndarray, k_min: int, k_max: int, seed: int) -> tuple[int, dict[int, float]]:
+    """The k in [k_min, k_max] with the best silhouette score (the paper's Figures 7 and 8).
+
+    Silhouette needs 2 <= k <= n - 1; the range is clipped to that. Returns (k, {k: score})."""
+    points = np.asarray(points, dtype=np.float64)
+    hi = min(k_max, len(points) - 1)
+    scores: dict[int, float] = {}
+    for k in range(max(2, k_min), hi + 1):
+        _, labels = kmeans(points, k, seed)
+        scores[k] = float(silhouette_score(points, labels)) if len(set(labels)) > 1 else -1.0
+    if not scores:
+        return 1, {}
+    return max(scores, key=lambda k: (scores[k], -k)), scores
+
+
+def nearest(points: np.ndarray, centroids: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
+    """Index of the nearest centroid (Euclidean) for each point, among `candidates` if given."""
+    points = np.asarray(points, dtype=np.float64)
+    cents = np.asarray(centroids, dtype=np.float64)
+    ids = np.arange(len(cents)) if candidates is None else np.asarray(candidates, dtype=np.int64)
+    d2 = ((points[:, None, :] - cents[ids][None, :, :]) ** 2).sum(-1)
+    return ids[d2.argmin(axis=1)]
+
+
+def contingency(clusters: np.ndarray, classes: list[str] | np.ndarray, class_names: list[str], k: int) -> np.ndarray:
+    """k x len(class_names) table of counts: cluster id vs true class."""
+    table = np.zeros((k, len(class_names)), dtype=np.int64)
+    index = {c: i for i, c in enumerate(class_names)}
+    for c, t in zip(clusters, classes, strict=True):
+        table[int(c), index[t]] += 1
+    return table
+
+
+def purity(table: np.ndarray) -> float:
+    """Share of points whose cluster's majority class is their own class."""
+    total = table.sum()
+    return float(table.max(axis=1).sum() / total) if total else 0.0
+
+
+def ari(table: np.ndarray) -> float:
+    """Adjusted Rand index from a contingency table (it depends on the table alone), so the server
+    can compute it from per-cluster counts without per-sample labels."""
+    rows, cols = np.nonzero(table)
+    counts = table[rows, cols]
+    return float(adjusted_rand_score(np.repeat(rows, counts), np.repeat(cols, counts)))
+
+
+def dominant(table: np.ndarray) -> np.ndarray:
+    """Majority class of each cluster (-1 for an empty cluster)."""
+    return np.where(table.sum(axis=1) > 0, table.argmax(axis=1), -1)

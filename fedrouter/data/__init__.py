@@ -1,0 +1,1 @@
+"""Data: record sources, the built-in pool, train/test and client splits, and prompts."""

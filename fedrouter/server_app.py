@@ -1,0 +1,162 @@
+"""Flower ServerApp: the resumable round loop around the chosen algorithm's server half."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any
+
+import numpy as np
+from flwr.app import Context
+from flwr.serverapp import Grid, ServerApp
+
+from fedrouter.algorithms.base import ServerAlgorithm, get_algorithm
+from fedrouter.config import RunConfig
+from fedrouter.federation import Federation
+from fedrouter.io import atomic_write_json
+from fedrouter.logs import add_file_log, remove_file_log, setup_process_logging
+from fedrouter.models.backbone import LoraSpec
+from fedrouter.results import RunFolder, config_differences
+from fedrouter.seeding import derive_seed
+from fedrouter.validation import validate
+
+log = logging.getLogger("fedrouter.server")
+
+app = ServerApp()
+
+CONFIG_ENV = "FEDROUTER_RUN_CONFIG"  # path of a resolved-config JSON (set by fedrouter.simulate)
+
+
+class RunFailed(RuntimeError):
+    """Too many clients failed in one round to trust the aggregate."""
+
+
+def config_from_context(context: Context) -> RunConfig:
+    """`flwr run` passes the run config; the in-process launcher passes a JSON file instead."""
+    values: dict[str, Any] = dict(context.run_config)
+    path = os.environ.get(CONFIG_ENV)
+    if path:
+        values = {**values, **json.loads(open(path).read())}
+    return RunConfig.from_mapping(values)
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    cfg = config_from_context(context)
+    validate(cfg)
+    run_federation(cfg, grid)
+
+
+def sample_clients(cfg: RunConfig, rnd: int) -> list[int]:
+    """Clients of round `rnd`: a pure function of (seed, round), so a resumed run samples the same."""
+    rng = np.random.default_rng(derive_seed(cfg.seed, 0x5A3, rnd))
+    return sorted(int(c) for c in rng.choice(cfg.num_clients, size=cfg.sample_clients, replace=False))
+
+
+def run_federation(cfg: RunConfig, grid: Grid) -> dict[str, Any]:
+    setup_process_logging()
+    folder = RunFolder(cfg.run_dir)
+    folder.path.mkdir(parents=True, exist_ok=True)
+    handler = add_file_log(folder.path / "log.txt")
+    try:
+        return _run(cfg, grid, folder)
+    finally:
+        remove_file_log(handler)
+
+
+def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
+    algo: ServerAlgorithm = get_algorithm(cfg.fed_alg).server(cfg)
+    start = _restore(cfg, folder, algo)
+    folder.write_config(cfg.to_dict())
+    rows = [r for r in folder.read_metrics() if r["round"] < start]
+    fed = Federation(grid, cfg.to_dict(), cfg.num_clients)
+    log.info("run %s: fed_alg=%s, %d clients (%d per round), rounds %d..%d, eval at %s",
+             folder.path, cfg.fed_alg, cfg.num_clients, cfg.sample_clients, start, cfg.num_rounds, list(cfg.eval_rounds))
+    everyone = list(range(cfg.num_clients))
+    setup = algo.configure_setup(everyone) if start == 1 else None
+    if setup is not None:
+        good, failed = fed.send("setup", 0, setup)
+        if len(failed) > cfg.max_failure_rate * len(setup):
+            raise RunFailed(f"setup: {len(failed)} of {len(setup)} clients failed; reasons: {failed}")
+        algo.aggregate_setup(good)
+    for rnd in range(start, cfg.num_rounds + 1):
+        t0 = time.perf_counter()
+        sampled = sample_clients(cfg, rnd)
+        good, failed = fed.send("train", rnd, algo.configure_train(rnd, sampled))
+        if len(failed) > cfg.max_failure_rate * len(sampled):
+            raise RunFailed(
+                f"round {rnd}: {len(failed)} of {len(sampled)} clients failed (max_failure_rate="
+                f"{cfg.max_failure_rate}); reasons: {failed}"
+            )
+        train_metrics = algo.aggregate_train(rnd, good) if good else {}
+        losses = [float(c["metrics"]["loss"]) for c in good.values() if "loss" in c["metrics"]]
+        row: dict[str, Any] = {
+            "round": rnd,
+            "lr": cfg.lr_at(rnd),
+            "clients": sampled,
+            "train_loss": float(np.mean(losses)) if losses else None,
+            "train": train_metrics,
+            "failures": {str(c): r for c, r in failed.items()},
+        }
+        if rnd in cfg.eval_rounds:
+            ev_good, ev_failed = fed.send("evaluate", rnd, algo.configure_evaluate(rnd, everyone))
+            row["eval"] = algo.aggregate_evaluate(rnd, ev_good)
+            row["eval_failures"] = {str(c): r for c, r in ev_failed.items()}
+            _save_adapters(cfg, folder, rnd, algo)
+        row["time_s"] = time.perf_counter() - t0
+        rows.append(row)
+        folder.write_metrics(rows)
+        diagnostics = algo.diagnostics()
+        if diagnostics:
+            atomic_write_json(folder.path / "diagnostics.json", diagnostics)
+        arrays, meta = algo.state_dict()
+        folder.save_checkpoint(rnd, arrays, {"round": rnd, "algorithm": meta})
+        _log_round(row, cfg)
+    final = next(r["eval"] for r in reversed(rows) if "eval" in r)
+    results = {"final_round": cfg.num_rounds, "final": final, "fed_alg": cfg.fed_alg, "seed": cfg.seed,
+               "total_time_s": float(sum(r["time_s"] for r in rows))}
+    folder.write_results(results)
+    log.info("run finished: ROUGE-1 %.4f  ROUGE-2 %.4f  ROUGE-L %.4f", final["rouge1"], final["rouge2"], final["rougeL"])
+    return results
+
+
+def _restore(cfg: RunConfig, folder: RunFolder, algo: ServerAlgorithm) -> int:
+    """First round to run: 1, or the one after the last checkpoint when resuming."""
+    last = folder.latest_round()
+    if last == 0:
+        return 1
+    if not cfg.resume:
+        log.warning("resume=false: discarding the previous run in %s", folder.path)
+        folder.clear()
+        return 1
+    diffs = config_differences(folder.read_config() or {}, cfg.to_dict())
+    if diffs:
+        raise RuntimeError(
+            f"{folder.path} holds a run with different settings ({'; '.join(diffs)}). Use another "
+            "sim_alias/output_dir, or resume=false to start over in this folder."
+        )
+    arrays, meta = folder.load_checkpoint(last)
+    algo.load_state_dict(arrays, meta["algorithm"])
+    log.info("resuming from the checkpoint of round %d", last)
+    return last + 1
+
+
+def _save_adapters(cfg: RunConfig, folder: RunFolder, rnd: int, algo: ServerAlgorithm) -> None:
+    for name, state in algo.adapters().items():
+        folder.save_adapter(rnd, name, state, LoraSpec.from_config(cfg).peft_config(), cfg.model_name_or_path)
+
+
+def _log_round(row: dict[str, Any], cfg: RunConfig) -> None:
+    loss = f"{row['train_loss']:.4f}" if row["train_loss"] is not None else "n/a"
+    msg = f"round {row['round']}/{cfg.num_rounds}: train loss {loss}, lr {row['lr']:.2e}, {row['time_s']:.1f}s"
+    if row["failures"]:
+        msg += f", failed clients {sorted(row['failures'])}"
+    if "eval" in row and row["eval"]:
+        ev = row["eval"]
+        msg += f" | eval ROUGE-1 {ev['rouge1']:.4f} ROUGE-2 {ev['rouge2']:.4f} ROUGE-L {ev['rougeL']:.4f}"
+        per_task = {k.split("/")[1]: v for k, v in ev.items() if k.startswith("rouge1/")}
+        if per_task:
+            msg += " (" + ", ".join(f"{t} {v:.3f}" for t, v in per_task.items()) + ")"
+    log.info(msg)
