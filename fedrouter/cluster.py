@@ -16,16 +16,22 @@ def kmeans(points: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarra
     return km.cluster_centers_.astype(np.float32), km.labels_.astype(np.int64)
 
 
-def choose_k(points: np.ndarray, k_min: int, k_max: int, seed: int) -> tuple[int, dict[int, float]]:
-    """The k in [k_min, k_max] with the best silhouette score (the paper's Figures 7 and 8).
+def silhouette_curve(points: np.ndarray, k_min: int, k_max: int, seed: int) -> dict[int, float]:
+    """Silhouette score of k-means for every k in [k_min, k_max] (the paper's Figures 7 and 8).
 
-    Silhouette needs 2 <= k <= n - 1; the range is clipped to that. Returns (k, {k: score})."""
+    Silhouette needs 2 <= k <= n - 1; the range is clipped to that (empty when n < 3)."""
     points = np.asarray(points, dtype=np.float64)
-    hi = min(k_max, len(points) - 1)
     scores: dict[int, float] = {}
-    for k in range(max(2, k_min), hi + 1):
+    for k in range(max(2, k_min), min(k_max, len(points) - 1) + 1):
         _, labels = kmeans(points, k, seed)
         scores[k] = float(silhouette_score(points, labels)) if len(set(labels)) > 1 else -1.0
+    return scores
+
+
+def choose_k(points: np.ndarray, k_min: int, k_max: int, seed: int) -> tuple[int, dict[int, float]]:
+    """The k in [k_min, k_max] with the best silhouette score (ties: the smaller k); (1, {}) when
+    there are too few points to score any k. Returns (k, {k: score})."""
+    scores = silhouette_curve(points, k_min, k_max, seed)
     if not scores:
         return 1, {}
     return max(scores, key=lambda k: (scores[k], -k)), scores

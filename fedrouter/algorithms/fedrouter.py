@@ -49,16 +49,19 @@ def _arrays(**named: np.ndarray) -> ArrayRecord:
 class FedRouterClient(ClientAlgorithm):
     def setup(self, rt: ClientRuntime, content: RecordDict) -> RecordDict:
         """Embed the training instructions once, cluster them, keep labels private; send centroids,
-        per-cluster counts and (diagnostics only) per-cluster task counts."""
+        per-cluster counts and silhouette scores, plus (with `diagnostics`) per-cluster task counts."""
         st = local_clusters(rt)
         centroids, labels = st.arrays["centroids"], st.arrays["labels"]
         k = len(centroids)
-        table = cluster.contingency(labels, [r["task"] for r in rt.data.train], list(TASKS), k)
-        metrics = {"k_local": k, "num_samples": len(labels), "local_purity": cluster.purity(table),
-                   "local_ari": cluster.ari(table)}
+        arrays = {"centroids": centroids, "counts": np.bincount(labels, minlength=k)}
+        metrics = {"k_local": k, "num_samples": len(labels)}
         metrics.update({f"silhouette/{kk}": s for kk, s in st.meta.get("silhouette", {}).items()})
+        if rt.cfg.diagnostics:
+            table = cluster.contingency(labels, [r["task"] for r in rt.data.train], list(TASKS), k)
+            arrays["task_counts"] = table
+            metrics.update({"local_purity": cluster.purity(table), "local_ari": cluster.ari(table)})
         content = reply(metrics, meta={"k_local": k})
-        content["centroids"] = _arrays(centroids=centroids, counts=np.bincount(labels, minlength=k), task_counts=table)
+        content["centroids"] = _arrays(**arrays)
         return content
 
     def train(self, rt: ClientRuntime, content: RecordDict) -> RecordDict:
@@ -94,9 +97,10 @@ class FedRouterClient(ClientAlgorithm):
             groups.append((state, np.flatnonzero(routed == g)))
         tasks = [r["task"] for r in rt.data.test]
         metrics = summarize_client(score_groups(rt, groups), tasks)
-        table = cluster.contingency(routed, tasks, list(TASKS), len(centroids))
-        for g, t in zip(*np.nonzero(table), strict=True):
-            metrics[f"route/{g}/{TASKS[t]}"] = float(table[g, t])
+        if rt.cfg.diagnostics:  # routed-sample counts per (cluster, task), for routing accuracy
+            table = cluster.contingency(routed, tasks, list(TASKS), len(centroids))
+            for g, t in zip(*np.nonzero(table), strict=True):
+                metrics[f"route/{g}/{TASKS[t]}"] = float(table[g, t])
         rt.store.save_eval(rt.rnd, {"embeddings": emb, "routed": routed}, {"tasks": tasks})
         return reply(metrics)
 
@@ -109,13 +113,13 @@ def local_clusters(rt: ClientRuntime) -> ClientState:
     texts = [r["instruction"] for r in rt.data.train]
     emb = embed(rt.backbone, texts, rt.cfg)
     seed = derive_seed(rt.cfg.seed, rt.client_id, 0xC1)
-    meta: dict[str, Any] = {}
+    # The silhouette curve is kept for every run (the paper's Figure 7), not only when choosing k.
     if rt.cfg.n_clusters == "auto":
         k, scores = cluster.choose_k(emb, *rt.cfg.k_bounds(), seed=seed)
-        meta["silhouette"] = {str(kk): s for kk, s in scores.items()}
         log.info("client %d: silhouette %s -> k=%d", rt.client_id, {kk: round(s, 3) for kk, s in scores.items()}, k)
     else:
-        k = int(rt.cfg.n_clusters)
+        k, scores = int(rt.cfg.n_clusters), cluster.silhouette_curve(emb, *rt.cfg.k_bounds(), seed=seed)
+    meta: dict[str, Any] = {"silhouette": {str(kk): s for kk, s in scores.items()}}
     if k > len(texts):
         log.warning("client %d has %d samples < n_clusters=%d; using k=%d", rt.client_id, len(texts), k, len(texts))
         k = len(texts)
@@ -160,34 +164,41 @@ class FedRouterServer(ServerAlgorithm):
         seed = derive_seed(self.cfg.seed, 0x6C)
         if self.cfg.global_n_clusters == "auto":
             k, scores = cluster.choose_k(points, *self.cfg.k_bounds(), seed=seed)
-            self.diag["global_silhouette"] = {str(kk): s for kk, s in scores.items()}
             log.info("global silhouette %s -> K=%d", {kk: round(s, 3) for kk, s in scores.items()}, k)
         else:
             k = min(int(self.cfg.global_n_clusters), len(points))
+            scores = cluster.silhouette_curve(points, *self.cfg.k_bounds(), seed=seed)
         self.centroids, _ = cluster.kmeans(points, k, seed)
-        self.task_table = np.zeros((k, len(TASKS)), dtype=np.int64)
         for cid in cids:
-            g = cluster.nearest(local[cid]["centroids"], self.centroids)
-            self.mapping[cid] = [int(x) for x in g]
-            for lc, gc in enumerate(g):
-                self.task_table[gc] += local[cid]["task_counts"][lc]
+            self.mapping[cid] = [int(x) for x in cluster.nearest(local[cid]["centroids"], self.centroids)]
         m = {cid: metrics_of(replies[cid]) for cid in cids}
         self.diag.update({
             "global_k": k,
+            "global_silhouette": {str(kk): s for kk, s in scores.items()},
             "mapping": {str(c): self.mapping[c] for c in cids},
             "k_local": {str(c): int(m[c]["k_local"]) for c in cids},
-            "local_purity": {str(c): m[c]["local_purity"] for c in cids},
-            "local_ari": {str(c): m[c]["local_ari"] for c in cids},
-            "mean_local_purity": float(np.mean([m[c]["local_purity"] for c in cids])),
             "local_silhouette": {str(c): {k_.split("/")[1]: v for k_, v in m[c].items() if k_.startswith("silhouette/")}
                                  for c in cids},
-            "global_task_table": self.task_table.tolist(),
-            "global_purity": cluster.purity(self.task_table),
-            "global_ari": cluster.ari(self.task_table),
         })
-        log.info("global clustering: K=%d, purity %.3f, ARI %.3f, mean local purity %.3f; mapping %s",
-                 k, self.diag["global_purity"], self.diag["global_ari"], self.diag["mean_local_purity"], self.mapping)
-        return {"global_purity": self.diag["global_purity"], "global_ari": self.diag["global_ari"]}
+        out: dict[str, float] = {}
+        if all("task_counts" in local[c] for c in cids):  # diagnostics: clients sent task-label counts
+            self.task_table = np.zeros((k, len(TASKS)), dtype=np.int64)
+            for cid in cids:
+                for lc, gc in enumerate(self.mapping[cid]):
+                    self.task_table[gc] += local[cid]["task_counts"][lc]
+            self.diag.update({
+                "local_purity": {str(c): m[c]["local_purity"] for c in cids},
+                "local_ari": {str(c): m[c]["local_ari"] for c in cids},
+                "mean_local_purity": float(np.mean([m[c]["local_purity"] for c in cids])),
+                "global_task_table": self.task_table.tolist(),
+                "global_purity": cluster.purity(self.task_table),
+                "global_ari": cluster.ari(self.task_table),
+            })
+            out = {"global_purity": self.diag["global_purity"], "global_ari": self.diag["global_ari"]}
+            log.info("global clustering: K=%d, purity %.3f, ARI %.3f, mean local purity %.3f",
+                     k, self.diag["global_purity"], self.diag["global_ari"], self.diag["mean_local_purity"])
+        log.info("global clustering: K=%d; client -> global cluster of each local cluster: %s", k, self.mapping)
+        return out
 
     def _clusters_to_train(self, rnd: int, cid: int) -> list[int]:
         k_local = len(self.mapping[cid])
@@ -241,6 +252,8 @@ class FedRouterServer(ServerAlgorithm):
     def aggregate_evaluate(self, rnd, replies):
         metrics = [metrics_of(c) for c in replies.values()]
         out = combine_clients(metrics)
+        if self.task_table is None:  # diagnostics off: no task labels, no routing accuracy
+            return out
         dom = cluster.dominant(self.task_table)
         right = total = 0.0
         for m in metrics:
@@ -261,13 +274,15 @@ class FedRouterServer(ServerAlgorithm):
         return {f"cluster_{g}": s for g, s in sorted(self.adapters_by_cluster.items())}
 
     def state_dict(self):
-        arrays = {"centroids": self.centroids, "task_table": self.task_table}
+        arrays = {"centroids": self.centroids}
+        if self.task_table is not None:
+            arrays["task_table"] = self.task_table
         for g, state in self.adapters_by_cluster.items():
             arrays.update({f"cluster_{g}/{k}": v for k, v in state.items()})
         return arrays, {"mapping": {str(c): m for c, m in self.mapping.items()}, "diag": self.diag}
 
     def load_state_dict(self, arrays, meta):
-        self.centroids, self.task_table = arrays.pop("centroids"), arrays.pop("task_table")
+        self.centroids, self.task_table = arrays.pop("centroids"), arrays.pop("task_table", None)
         self.adapters_by_cluster = {}
         for key, value in arrays.items():
             head, name = key.split("/", 1)
