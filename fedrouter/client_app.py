@@ -16,6 +16,7 @@ from fedrouter.config import RunConfig
 from fedrouter.data.prompt import encode_example
 from fedrouter.logs import setup_process_logging
 from fedrouter.models.backbone import get_backbone
+from fedrouter.validation import source_problems
 
 log = logging.getLogger("fedrouter.client")
 
@@ -100,5 +101,9 @@ def query(msg: Message, context: Context) -> Message:
     if str(msg.content["ctx"]["kind"]) == "setup":
         return _handle("setup", msg, context)
     cid = client_id_of(context)
-    content = RecordDict({"metrics": MetricRecord({"client_id": float(cid)}), "meta": ConfigRecord({"kind": "hello"})})
+    # The client checks that it can load the data and model the run names, before any round: a
+    # typo'd path or a missing column stops the run at once with the message, not in round 1.
+    problems = source_problems(config_from_message(msg))
+    content = RecordDict({"metrics": MetricRecord({"client_id": float(cid)}),
+                          "meta": ConfigRecord({"kind": "hello", "problems": "\n".join(problems)})})
     return Message(content, reply_to=msg)

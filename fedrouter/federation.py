@@ -11,7 +11,8 @@ from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
 from fedrouter.aggregate import non_finite_keys
-from fedrouter.algorithms.base import from_record, metrics_of
+from fedrouter.algorithms.base import from_record, meta_of, metrics_of
+from fedrouter.config import ConfigError
 
 log = logging.getLogger("fedrouter.server")
 
@@ -35,10 +36,17 @@ class Federation:
             nodes = list(self.grid.get_node_ids())
         msgs = [Message(self._content(RecordDict(), 0), dst_node_id=n, message_type=MessageType.QUERY) for n in nodes]
         node_of: dict[int, int] = {}
+        problems: dict[str, list[int]] = {}
         for rep in self.grid.send_and_receive(msgs):
             if rep.has_error():
                 raise RuntimeError(f"node {rep.metadata.src_node_id} failed discovery: {rep.error.reason}")
-            node_of[int(metrics_of(rep.content)["client_id"])] = rep.metadata.src_node_id
+            cid = int(metrics_of(rep.content)["client_id"])
+            node_of[cid] = rep.metadata.src_node_id
+            for problem in filter(None, str(meta_of(rep.content).get("problems", "")).split("\n")):
+                problems.setdefault(problem, []).append(cid)
+        if problems:
+            raise ConfigError("invalid settings, as checked on the clients:\n  - " + "\n  - ".join(
+                f"{p} (clients {sorted(c)})" for p, c in problems.items()))
         missing = sorted(set(range(num_clients)) - set(node_of))
         if missing:
             raise RuntimeError(f"no node holds client ids {missing} (num_clients={num_clients}); nodes reported {sorted(node_of)}")

@@ -45,7 +45,8 @@ def config_from_context(context: Context) -> RunConfig:
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     cfg = config_from_context(context)
-    validate(cfg)
+    # Settings only: the data and the model live with the clients, which check them at discovery.
+    validate(cfg, sources=False)
     run_federation(cfg, grid)
 
 
@@ -62,6 +63,9 @@ def run_federation(cfg: RunConfig, grid: Grid) -> dict[str, Any]:
     handler = add_file_log(folder.path / "log.txt")
     try:
         return _run(cfg, grid, folder)
+    except Exception as exc:
+        log.error("run stopped: %s", exc)  # the run folder's log says why, not only the console
+        raise
     finally:
         remove_file_log(handler)
 

@@ -20,8 +20,10 @@ SPLIT_ALIASES = {"multitask_clusters": "single", "multitask_multi_domain": "dual
 NUM_TASKS = 4
 
 
-def problems(cfg: RunConfig) -> list[str]:
-    """Every problem found (empty list = valid)."""
+def problems(cfg: RunConfig, sources: bool = True) -> list[str]:
+    """Every problem found (empty list = valid). `sources=False` checks the settings alone; with
+    `sources=True` the data and model they name are checked on this machine too (see
+    `source_problems`), which is right wherever the data lives: the launcher, and each client."""
     from fedrouter.algorithms.base import known_algorithms
 
     out: list[str] = []
@@ -85,7 +87,8 @@ def problems(cfg: RunConfig) -> list[str]:
     except (ValueError, IndexError):
         out.append(f"inject_fault={cfg.inject_fault!r} must be 'client:round[:nan]' entries, comma-separated")
     out += _cluster_problems(cfg)
-    out += _source_problems(cfg)
+    if sources:
+        out += source_problems(cfg, partition=not out)
     return out
 
 
@@ -119,7 +122,11 @@ def _cluster_problems(cfg: RunConfig) -> list[str]:
     return out
 
 
-def _source_problems(cfg: RunConfig) -> list[str]:
+def source_problems(cfg: RunConfig, partition: bool = True) -> list[str]:
+    """Can this machine load the data and the model the settings name? With `partition`, the data is
+    loaded and split into the clients' shards too (cached per process, so that work is not lost):
+    missing columns, a task too small for the split, or n_clusters above every client's data size
+    are reported here instead of failing inside a client mid-run."""
     from fedrouter.models.loader import bitsandbytes_problem, model_available_offline
     from fedrouter.models.tiny import is_builtin
 
@@ -143,10 +150,33 @@ def _source_problems(cfg: RunConfig) -> list[str]:
         problem = bitsandbytes_problem()
         if problem:
             out.append(f"load_in_4bit/load_in_8bit asked for, but {problem}")
+    if partition and not out:
+        out += _data_problems(cfg)
     return out
 
 
-def validate(cfg: RunConfig) -> None:
-    found = problems(cfg)
+def _data_problems(cfg: RunConfig) -> list[str]:
+    from fedrouter.data.federated import all_client_data
+
+    try:
+        clients = all_client_data(cfg)
+    except ValueError as exc:  # DatasetError included: unreadable data, missing columns, bad split values
+        return [f"dataset_name={cfg.dataset_name!r} with split_strategy={cfg.split_strategy!r}, "
+                f"num_clients={cfg.num_clients}: {exc}"]
+    out = []
+    empty = [c.client_id for c in clients if not c.train]
+    if empty:
+        out.append(f"clients {empty} get no training data from dataset_name={cfg.dataset_name!r} "
+                   f"(dataset_sample={cfg.dataset_sample}, num_clients={cfg.num_clients}); use fewer clients or more data")
+    largest = max(len(c.train) for c in clients)
+    if cfg.fed_alg in ("fedrouter", "clustered") and cfg.n_clusters.isdigit() and int(cfg.n_clusters) > largest:
+        out.append(f"n_clusters={cfg.n_clusters} is larger than every client's training set (the largest has "
+                   f"{largest} samples); a client with fewer samples than n_clusters uses fewer clusters, but "
+                   "none can have this many")
+    return out
+
+
+def validate(cfg: RunConfig, sources: bool = True) -> None:
+    found = problems(cfg, sources)
     if found:
         raise ConfigError("invalid settings:\n  - " + "\n  - ".join(found))

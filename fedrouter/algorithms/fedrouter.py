@@ -75,6 +75,9 @@ class FedRouterClient(ClientAlgorithm):
             start = from_record(content[key]) if key in content.array_records else rt.backbone.init_state(rt.cfg.seed)
             rt.backbone.set_state(start)
             idx = np.flatnonzero(labels == c)
+            if len(idx) == 0:  # nothing to learn from: send nothing for this cluster
+                log.warning("client %d: local cluster %d is empty; not trained in round %d", rt.client_id, c, rt.rnd)
+                continue
             res = train_adapter(rt.backbone, [rt.examples[i] for i in idx], rt.cfg, rt.cfg.lr_at(rt.rnd),
                                 derive_seed(rt.cfg.seed, rt.client_id, rt.rnd, c))
             adapters[key] = rt.backbone.get_state()
@@ -120,9 +123,11 @@ def local_clusters(rt: ClientRuntime) -> ClientState:
     else:
         k, scores = int(rt.cfg.n_clusters), cluster.silhouette_curve(emb, *rt.cfg.k_bounds(), seed=seed)
     meta: dict[str, Any] = {"silhouette": {str(kk): s for kk, s in scores.items()}}
-    if k > len(texts):
-        log.warning("client %d has %d samples < n_clusters=%d; using k=%d", rt.client_id, len(texts), k, len(texts))
-        k = len(texts)
+    distinct = len(np.unique(emb, axis=0))  # identical inputs embed identically: k-means needs k distinct points
+    if k > distinct:
+        log.warning("client %d has %d samples (%d distinct) < n_clusters=%d; using k=%d",
+                    rt.client_id, len(texts), distinct, k, distinct)
+        k = distinct
     centroids, labels = cluster.kmeans(emb, k, seed)
     st = ClientState(0, {"centroids": centroids, "labels": labels}, meta)
     rt.store.save(st)
@@ -226,6 +231,8 @@ class FedRouterServer(ServerAlgorithm):
         for cid, content in replies.items():
             metrics = metrics_of(content)
             for c in self._clusters_to_train(rnd, cid):
+                if f"adapter_{c}" not in content.array_records:  # the client had no samples for it
+                    continue
                 g = self.mapping[cid][c]
                 groups.setdefault(g, []).append((from_record(content[f"adapter_{c}"]), metrics[f"num_samples/{c}"]))
         for g, items in groups.items():
