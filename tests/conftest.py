@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from flwr.app import RecordDict
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "multitask"
@@ -31,3 +32,90 @@ def tiny_settings(tmp_path: Path, **overrides):
                 dataset_sample=80, max_eval_size=8, max_new_tokens=12, output_dir=str(tmp_path), sim_alias="t")
     base.update(overrides)
     return RunConfig.from_mapping(base)
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Every (kind, round, contents by client, good replies by client) the server exchanges."""
+    log: list[tuple[str, int, dict[int, RecordDict], dict[int, RecordDict]]] = []
+    from fedrouter.federation import Federation
+
+    original = Federation.send
+
+    def recording_send(self, kind, rnd, contents):
+        good, failed = original(self, kind, rnd, contents)
+        log.append((kind, rnd, contents, good))
+        return good, failed
+
+    monkeypatch.setattr(Federation, "send", recording_send)
+    return log
+
+
+def arrays_in(log, kinds=("train", "evaluate")):
+    """(direction, kind, round, client, record name, state) for every ArrayRecord exchanged."""
+    for kind, rnd, contents, replies in log:
+        if kind not in kinds:
+            continue
+        for direction, msgs in (("down", contents), ("up", replies)):
+            for cid, content in msgs.items():
+                for name, record in content.array_records.items():
+                    yield direction, kind, rnd, cid, name, {k: v.numpy() for k, v in record.items()}
+
+
+# --- what a client may send (issue: "only what an algorithm's spec sends leaves a client") ------------
+_TASK = "(qqp|gigaword|samsum|webnlg)"
+_COMMON = [r"client_id", r"time_s", r"time/\w+"]  # added by the ClientApp to every reply
+_METRICS = {  # (algorithm, message kind) -> allowed metric keys (regular expressions), besides _COMMON
+    "train": [r"loss", r"num_samples"],
+    "evaluate": [rf"(n|rouge1|rouge2|rougeL)(/{_TASK})?"],
+    ("feddpa", "train"): [r"loss", r"local_loss", r"num_samples"],
+    ("feddpa", "evaluate"): [r"alpha_(mean|own|other)", r"n_(own|other)"],
+    ("fedrouter", "train"): [r"num_samples/\d+"],
+    ("fedrouter", "evaluate"): [rf"route/\d+/{_TASK}"],  # routed-sample counts (diagnostics only)
+    ("fedrouter", "setup"): [r"k_local", r"num_samples", r"silhouette/\d+", r"local_purity", r"local_ari"],
+}
+
+
+def message_violations(fed_alg: str, kind: str, content: RecordDict, lora: dict[str, tuple]) -> list[str]:
+    """Everything in one client reply that its algorithm's specification does not allow: metrics are
+    scalars under known names, arrays are adapters (or their allowed half) with the model's LoRA
+    shapes, or (FedRouter setup) k centroids with per-cluster counts. Anything else — text, token
+    ids, per-sample embeddings or labels — is a violation. Empty list = clean."""
+    import re
+
+    bad = []
+    patterns = _COMMON + _METRICS.get(kind, []) + _METRICS.get((fed_alg, kind), [])
+    for name, record in content.metric_records.items():
+        bad += [f"metric record {name!r}"] * (name != "metrics")
+        bad += [f"metric {key!r}" for key in record if not any(re.fullmatch(p, key) for p in patterns)]
+    for name, record in content.config_records.items():
+        allowed = {"k_local"} if (fed_alg, kind) == ("fedrouter", "setup") else set()
+        bad += [f"config {name}.{key}={value!r}" for key, value in record.items() if name != "meta" or key not in allowed]
+    shapes = {name: {k: tuple(v.shape) for k, v in record.items()} for name, record in content.array_records.items()}
+    if kind in ("train", "setup") and fed_alg != "local":
+        if fed_alg == "fedrouter" and kind == "setup":
+            cent = shapes.pop("centroids", {})
+            k, d = cent.get("centroids", (0, 0))
+            expect = {"centroids": (k, d), "counts": (k,), "task_counts": (k, 4)}
+            bad += [f"centroids.{key} {s}" for key, s in cent.items() if expect.get(key) != s or k < 1]
+        else:
+            full = {k: tuple(v) for k, v in lora.items()}
+            want = {k: s for k, s in full.items() if ".lora_A." in k} if fed_alg == "fedsa" else full
+            for name in [n for n in shapes if n == "adapter" or (fed_alg == "fedrouter" and re.fullmatch(r"adapter_\d+", n))]:
+                bad += [f"{name} has keys/shapes other than the LoRA's"] * (shapes.pop(name) != want)
+    bad += [f"array record {name!r} ({len(keys)} arrays)" for name, keys in shapes.items()]
+    return bad
+
+
+def assert_clients_sent_only_what_is_allowed(log, cfg) -> int:
+    """Check every reply recorded by the `sent` fixture; returns how many replies were checked."""
+    from fedrouter.models.backbone import get_backbone
+
+    lora = {k: v.shape for k, v in get_backbone(cfg).init_state(cfg.seed).items()}
+    checked = 0
+    for kind, rnd, _, replies in log:
+        for cid, content in replies.items():
+            bad = message_violations(cfg.fed_alg, kind, content, lora)
+            assert not bad, f"{cfg.fed_alg} {kind} round {rnd}, client {cid} sent what its spec does not allow: {bad}"
+            checked += 1
+    return checked

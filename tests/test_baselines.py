@@ -8,43 +8,15 @@ import json
 import logging
 
 import numpy as np
-import pytest
 import torch
 from flwr.app import RecordDict
 
-from conftest import tiny_settings
-from fedrouter.algorithms.base import from_record, reply
+from conftest import arrays_in, assert_clients_sent_only_what_is_allowed, tiny_settings
+from fedrouter.algorithms.base import reply
 from fedrouter.client_state import ClientStore
-from fedrouter.federation import Federation
 from fedrouter.simulate import simulate
 
 SHORT = dict(num_rounds=2, eval_round="2", max_steps=3, max_new_tokens=4)
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    """Every (kind, round, contents by client, good replies by client) the server exchanges."""
-    log: list[tuple[str, int, dict[int, RecordDict], dict[int, RecordDict]]] = []
-    original = Federation.send
-
-    def recording_send(self, kind, rnd, contents):
-        good, failed = original(self, kind, rnd, contents)
-        log.append((kind, rnd, contents, good))
-        return good, failed
-
-    monkeypatch.setattr(Federation, "send", recording_send)
-    return log
-
-
-def arrays_in(log, kinds=("train", "evaluate")):
-    """(direction, kind, round, client, record name, state) for every ArrayRecord exchanged."""
-    for kind, rnd, contents, replies in log:
-        if kind not in kinds:
-            continue
-        for direction, msgs in (("down", contents), ("up", replies)):
-            for cid, content in msgs.items():
-                for name, record in content.array_records.items():
-                    yield direction, kind, rnd, cid, name, from_record(record)
 
 
 def private_state(cfg, cid: int) -> dict[str, np.ndarray]:
@@ -54,6 +26,7 @@ def private_state(cfg, cid: int) -> dict[str, np.ndarray]:
 def test_local_sends_nothing(tmp_path, sent):
     cfg = tiny_settings(tmp_path, fed_alg="local", **SHORT)
     results = simulate(cfg)
+    assert assert_clients_sent_only_what_is_allowed(sent, cfg) == 12
     assert {k for k, *_ in sent} == {"train", "evaluate"} and len(sent) == 3
     assert list(arrays_in(sent)) == []  # no ArrayRecord either way, in training or evaluation
     for _, _, _, replies in sent:
@@ -69,6 +42,7 @@ def test_local_sends_nothing(tmp_path, sent):
 def test_fedsa_shares_a_only_and_keeps_b_personal(tmp_path, sent):
     cfg = tiny_settings(tmp_path, fed_alg="fedsa", **SHORT)
     simulate(cfg)
+    assert assert_clients_sent_only_what_is_allowed(sent, cfg) == 12
     exchanged = list(arrays_in(sent))
     assert {d for d, *_ in exchanged} == {"down", "up"}
     for direction, kind, rnd, cid, _name, state in exchanged:
@@ -90,6 +64,7 @@ def test_fedcluster_groups_clients_of_the_same_task(tmp_path, sent):
     cfg = tiny_settings(tmp_path, fed_alg="fedcluster", num_clients=8, sample_clients=8, global_n_clusters="4", sim_round=1,
                         num_rounds=2, eval_round="2", max_steps=3, max_new_tokens=2)
     simulate(cfg)
+    assert assert_clients_sent_only_what_is_allowed(sent, cfg) == 24
     groups = {int(c): g for c, g in json.loads((cfg.run_dir / "diagnostics.json").read_text())["groups"].items()}
     assert sorted(groups) == list(range(8))
     assert len(set(groups.values())) == 4
@@ -104,6 +79,7 @@ def test_fedcluster_groups_clients_of_the_same_task(tmp_path, sent):
 def test_feddpa_leans_on_local_adapter_for_own_task_and_keeps_it_private(tmp_path, sent):
     cfg = tiny_settings(tmp_path, fed_alg="feddpa", evaluation_mode="global", **SHORT)  # tested on all tasks
     results = simulate(cfg)
+    assert assert_clients_sent_only_what_is_allowed(sent, cfg) == 12
     final = results["final"]
     assert final["alpha_own"] > final["alpha_other"] + 0.1, final  # seeds 0-3: about 0.46 vs 0.23-0.24
     assert 0.0 <= final["alpha_other"] and final["alpha_own"] <= 0.5
