@@ -65,7 +65,7 @@ class RunConfig:
     lr: float = _f(2e-3, "learning rate of round 1; cosine over rounds down to lr_min (paper: 5e-4 for Llama-3.2-1B)")
     lr_min: float = _f(1e-5, "learning rate floor of the cosine schedule")
     # --- evaluation -----------------------------------------------------------------------------
-    eval_round: str = _f("5,10,20", "comma-separated rounds at which to evaluate (and save adapters)")
+    eval_round: str = _f("0,5,10,20", "comma-separated rounds at which to evaluate (and save adapters); 0 = the base model before training (zero-shot)")
     batch_size_eval: int = _f(32, "prompts per generation batch")
     max_new_tokens: int = _f(40, "generation length cap")
     evaluation_mode: str = _f("", "local | global | data_local_eval_global | data_global_eval_local")

@@ -74,7 +74,8 @@ def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
     algo: ServerAlgorithm = get_algorithm(cfg.fed_alg).server(cfg)
     start = _restore(cfg, folder, algo)
     folder.write_config(cfg.to_dict())
-    rows = [r for r in folder.read_metrics() if r["round"] < start]
+    # Rows of checkpointed rounds survive a resume; a run that never finished round 1 starts over.
+    rows = [r for r in folder.read_metrics() if r["round"] < start] if start > 1 else []
     fed = Federation(grid, cfg.to_dict(), cfg.num_clients)
     log.info("run %s: fed_alg=%s, %d clients (%d per round), rounds %d..%d, eval at %s",
              folder.path, cfg.fed_alg, cfg.num_clients, cfg.sample_clients, start, cfg.num_rounds, list(cfg.eval_rounds))
@@ -82,18 +83,19 @@ def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
     setup = algo.configure_setup(everyone) if start == 1 else None
     if setup is not None:
         good, failed = fed.send("setup", 0, setup)
-        if len(failed) > cfg.max_failure_rate * len(setup):
-            raise RunFailed(f"setup: {len(failed)} of {len(setup)} clients failed; reasons: {failed}")
+        _check_failures(cfg, "setup", 0, failed, len(setup))
         algo.aggregate_setup(good)
+    if start == 1 and 0 in cfg.eval_rounds:  # round 0: the base model before any training (zero-shot)
+        t0 = time.perf_counter()
+        row = {"round": 0, **_evaluate(cfg, fed, algo, 0, everyone)}
+        rows.append({**row, "time_s": time.perf_counter() - t0})
+        folder.write_metrics(rows)
+        _log_round({"train_loss": None, "lr": 0.0, "failures": {}, **rows[-1]}, cfg)
     for rnd in range(start, cfg.num_rounds + 1):
         t0 = time.perf_counter()
         sampled = sample_clients(cfg, rnd)
         good, failed = fed.send("train", rnd, algo.configure_train(rnd, sampled))
-        if len(failed) > cfg.max_failure_rate * len(sampled):
-            raise RunFailed(
-                f"round {rnd}: {len(failed)} of {len(sampled)} clients failed (max_failure_rate="
-                f"{cfg.max_failure_rate}); reasons: {failed}"
-            )
+        _check_failures(cfg, "training", rnd, failed, len(sampled))
         train_metrics = algo.aggregate_train(rnd, good) if good else {}
         losses = [float(c["metrics"]["loss"]) for c in good.values() if "loss" in c["metrics"]]
         row: dict[str, Any] = {
@@ -105,9 +107,7 @@ def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
             "failures": {str(c): r for c, r in failed.items()},
         }
         if rnd in cfg.eval_rounds:
-            ev_good, ev_failed = fed.send("evaluate", rnd, algo.configure_evaluate(rnd, everyone))
-            row["eval"] = algo.aggregate_evaluate(rnd, ev_good)
-            row["eval_failures"] = {str(c): r for c, r in ev_failed.items()}
+            row.update(_evaluate(cfg, fed, algo, rnd, everyone))
             _save_adapters(cfg, folder, rnd, algo)
         row["time_s"] = time.perf_counter() - t0
         rows.append(row)
@@ -124,6 +124,19 @@ def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
     folder.write_results(results)
     log.info("run finished: ROUGE-1 %.4f  ROUGE-2 %.4f  ROUGE-L %.4f", final["rouge1"], final["rouge2"], final["rougeL"])
     return results
+
+
+def _check_failures(cfg: RunConfig, step: str, rnd: int, failed: dict[int, str], asked: int) -> None:
+    """Stop instead of aggregating (or scoring) on too few clients to trust."""
+    if len(failed) > cfg.max_failure_rate * asked:
+        raise RunFailed(f"round {rnd} {step}: {len(failed)} of {asked} clients failed (max_failure_rate="
+                        f"{cfg.max_failure_rate}); reasons: {failed}")
+
+
+def _evaluate(cfg: RunConfig, fed: Federation, algo: ServerAlgorithm, rnd: int, clients: list[int]) -> dict[str, Any]:
+    good, failed = fed.send("evaluate", rnd, algo.configure_evaluate(rnd, clients))
+    _check_failures(cfg, "evaluation", rnd, failed, len(clients))
+    return {"eval": algo.aggregate_evaluate(rnd, good), "eval_failures": {str(c): r for c, r in failed.items()}}
 
 
 def _restore(cfg: RunConfig, folder: RunFolder, algo: ServerAlgorithm) -> int:

@@ -55,8 +55,9 @@ def problems(cfg: RunConfig, sources: bool = True) -> list[str]:
     check(cfg.num_rounds >= 1, f"num_rounds={cfg.num_rounds} must be >= 1")
     try:
         rounds = [int(x) for x in cfg.eval_round.replace(" ", "").split(",") if x]
-        bad = [r for r in rounds if not 1 <= r <= cfg.num_rounds]
-        check(not bad, f"eval_round={cfg.eval_round!r} has rounds {bad} outside 1..num_rounds={cfg.num_rounds}")
+        bad = [r for r in rounds if not 0 <= r <= cfg.num_rounds]
+        check(not bad, f"eval_round={cfg.eval_round!r} has rounds {bad} outside 0..num_rounds={cfg.num_rounds} "
+              "(0 = the base model before training)")
     except ValueError:
         out.append(f"eval_round={cfg.eval_round!r} must be comma-separated round numbers, e.g. '3,10,25'")
     check(cfg.lora_r > 0, f"lora_r={cfg.lora_r} must be > 0")

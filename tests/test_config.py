@@ -46,7 +46,7 @@ def test_evaluation_mode_maps_to_router_and_test_distribution():
         ({"fed_alg": "fedcluster", "global_n_clusters": "9"}, "global_n_clusters=9 groups is more than num_clients=8"),
         ({"sample_clients": 9}, "sample_clients=9 must be between 1 and num_clients=8"),
         ({"num_clients": 6}, "num_clients=6 must be a multiple of 4 for split_strategy=single"),
-        ({"eval_round": "5,30"}, "eval_round='5,30' has rounds [30] outside 1..num_rounds=20"),
+        ({"eval_round": "5,30"}, "eval_round='5,30' has rounds [30] outside 0..num_rounds=20"),
         ({"lora_r": 0}, "lora_r=0 must be > 0"),
         ({"train_split": 1.0}, "train_split=1.0 must be in (0, 1)"),
         ({"dataset_name": "/no/such/data"}, "dataset_name='/no/such/data': no such file or folder"),

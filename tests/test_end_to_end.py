@@ -4,44 +4,30 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from conftest import tiny_settings
 from fedrouter.simulate import simulate
 
 
-def zero_shot_rouge1(cfg) -> float:
-    """The base model's ROUGE-1 on the same clients' test sets (a LoRA with B = 0 is the base)."""
-    from fedrouter.algorithms.base import ClientRuntime, score_groups
-    from fedrouter.data.federated import all_client_data
-    from fedrouter.models.backbone import get_backbone
-
-    bb = get_backbone(cfg)
-    scores = []
-    for data in all_client_data(cfg):
-        rt = ClientRuntime(cfg, data.client_id, 0, data, bb, store=None)
-        s = score_groups(rt, [(bb.init_state(cfg.seed), np.arange(len(data.test)))])
-        scores.append(s["rouge1"].mean())
-    return float(np.mean(scores))
-
-
-@pytest.mark.slow  # ~6 rounds of real training; run with -m slow
 def test_fedit_rouge_rises_over_zero_shot(tmp_path):
-    cfg = tiny_settings(tmp_path, fed_alg="fedit", num_rounds=6, eval_round="3,6", max_steps=10, batch_size=16,
-                        max_new_tokens=24, lr=3e-3)
+    """Round 0 evaluates the base model (LoRA B = 0) through the same pipeline: training must beat it.
+    Clients hold every task (`all`): with single-task clients, few rounds of long local training
+    average four task-specific drifts into one adapter that fits none (the interference FedRouter is
+    about), which would make this a test of the budget, not of the pipeline."""
+    cfg = tiny_settings(tmp_path, fed_alg="fedit", split_strategy="all", num_rounds=3, eval_round="0,2",
+                        max_steps=20, batch_size=16, lr=3e-3, max_new_tokens=24)
     results = simulate(cfg)
-    base = zero_shot_rouge1(cfg)
     rows = [json.loads(line) for line in (cfg.run_dir / "metrics.jsonl").read_text().splitlines()]
-    evals = [r["eval"]["rouge1"] for r in rows if "eval" in r]
-    assert [r["round"] for r in rows] == list(range(1, 7))
-    assert results["final"]["rouge1"] > base + 0.05, (base, evals)
-    assert evals[-1] >= evals[0] - 0.02  # no collapse between evaluations
-    # run folder: resolved config, log, PEFT adapters at evaluation rounds
+    evals = {r["round"]: r["eval"]["rouge1"] for r in rows if "eval" in r}
+    assert [r["round"] for r in rows] == [0, 1, 2, 3] and list(evals) == [0, 2, 3]
+    assert evals[3] > evals[0] + 0.1, evals
+    assert results["final"]["rouge1"] == evals[3]
+    # run folder: resolved config, log, PEFT adapters at evaluation rounds (none for the untrained round 0)
     assert json.loads((cfg.run_dir / "config.json").read_text())["fed_alg"] == "fedit"
-    assert "round 6/6" in (cfg.run_dir / "log.txt").read_text()
-    for rnd in (3, 6):
-        assert (cfg.run_dir / "adapters" / f"round_{rnd}" / "global" / "adapter_model.safetensors").exists()
+    assert "round 3/3" in (cfg.run_dir / "log.txt").read_text()
+    assert sorted(p.name for p in (cfg.run_dir / "adapters").iterdir()) == ["round_2", "round_3"]
+    assert (cfg.run_dir / "adapters" / "round_3" / "global" / "adapter_model.safetensors").exists()
 
 
 def test_fedrouter_recovers_tasks_and_routes_them(tmp_path):

@@ -10,6 +10,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from safetensors.numpy import load_file
 
 from conftest import REPO, tiny_settings
@@ -19,8 +20,11 @@ SETTINGS = dict(fed_alg="fedit", num_rounds=4, eval_round="2,4", max_steps=2, ma
 
 
 def final_state(cfg):
+    """Metrics rows (without timings) and every adapter the server saved at the last round."""
     rows = [json.loads(line) for line in (cfg.run_dir / "metrics.jsonl").read_text().splitlines()]
-    adapter = load_file(str(cfg.run_dir / "adapters" / f"round_{cfg.num_rounds}" / "global" / "adapter_model.safetensors"))
+    adapter = {f"{p.parent.name}/{k}": v for p in sorted((cfg.run_dir / "adapters" / f"round_{cfg.num_rounds}").glob("*/adapter_model.safetensors"))
+               for k, v in load_file(str(p)).items()}
+    assert adapter
     strip = [{k: v for k, v in r.items() if k != "time_s" and k != "train"} for r in rows]
     for r in strip:
         r.get("eval", {}).pop("time_s", None)
@@ -40,11 +44,16 @@ def test_same_seed_identical_and_different_seed_differs(tmp_path):
     assert any(not np.allclose(ad_a[k], ad_c[k]) for k in ad_a)  # other split, init and batches
 
 
-def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
-    whole = tiny_settings(tmp_path / "whole", **SETTINGS)
+# FedRouter adds client-private state (local clusters) and per-cluster server state to resume.
+ROUTER = dict(SETTINGS, fed_alg="fedrouter", split_strategy="dual", n_clusters="2", global_n_clusters="4", router="local")
+
+
+@pytest.mark.parametrize("settings", [SETTINGS, ROUTER], ids=["fedit", "fedrouter"])
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, settings):
+    whole = tiny_settings(tmp_path / "whole", **settings)
     simulate(whole)
 
-    cut = tiny_settings(tmp_path / "cut", **SETTINGS)
+    cut = tiny_settings(tmp_path / "cut", **settings)
     args = [f"{k}={v}" for k, v in cut.to_dict().items()]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "fedrouter.simulate", *args], cwd=REPO, env=env,

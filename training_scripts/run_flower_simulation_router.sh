@@ -7,7 +7,7 @@
 max_steps=${max_steps:-10}                   # optimizer steps per client per round (0 = num_train_epochs)
 num_train_epochs=${num_train_epochs:-1}      # only used when max_steps=0
 num_rounds=${num_rounds:-20}                 # federated rounds
-eval_round=${eval_round:-5,10,20}            # rounds with evaluation (the last round always evaluates)
+eval_round=${eval_round:-0,5,10,20}          # rounds with evaluation (0 = zero-shot base model; the last round always evaluates)
 batch_size=${batch_size:-16}                 # samples per optimizer step
 batch_size_eval=${batch_size_eval:-32}       # prompts per generation batch
 gradient_accumulation_steps=${gradient_accumulation_steps:-1}

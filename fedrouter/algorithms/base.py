@@ -79,7 +79,7 @@ class ClientAlgorithm(ABC):
 
     def evaluate(self, rt: ClientRuntime, content: RecordDict) -> RecordDict:
         """Default: evaluate the adapter the server sent on this client's test set."""
-        scores = score_groups(rt, [(from_record(content["adapter"]), np.arange(len(rt.data.test)))])
+        scores = score_groups(rt, [(received_adapter(rt, content), np.arange(len(rt.data.test)))])
         return reply(summarize_client(scores, [r["task"] for r in rt.data.test]))
 
 
@@ -122,6 +122,14 @@ class ServerAlgorithm(ABC):
 
     @abstractmethod
     def load_state_dict(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None: ...
+
+
+def received_adapter(rt: ClientRuntime, content: RecordDict) -> AdapterState:
+    """The adapter the server sent, or (nothing trained yet: round 1, or the zero-shot evaluation of
+    round 0) the shared seeded initialisation, whose B = 0 makes it the base model."""
+    if "adapter" in content.array_records:
+        return from_record(content["adapter"])
+    return rt.backbone.init_state(rt.cfg.seed)
 
 
 def score_groups(rt: ClientRuntime, groups: Sequence[tuple[AdapterState, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -31,16 +31,12 @@ from flwr.app import RecordDict
 from fedrouter.aggregate import select, weighted_average
 from fedrouter.algorithms.base import (
     Algorithm,
-    ClientRuntime,
     from_record,
     metrics_of,
     register,
-    reply,
-    score_groups,
     to_record,
 )
-from fedrouter.algorithms.fedit import FedITClient, FedITServer, start_adapter
-from fedrouter.evaluate import summarize_client
+from fedrouter.algorithms.fedit import FedITClient, FedITServer
 from fedrouter.models.backbone import AdapterState
 
 log = logging.getLogger("fedrouter.fedcluster")
@@ -83,11 +79,7 @@ def choose_groups(similarity: np.ndarray, k_min: int, k_max: int) -> int:
 
 
 class FedClusterClient(FedITClient):
-    """Trains whatever adapter the server sends (FedIT's client); evaluates it likewise."""
-
-    def evaluate(self, rt: ClientRuntime, content: RecordDict) -> RecordDict:
-        scores = score_groups(rt, [(start_adapter(rt, content), np.arange(len(rt.data.test)))])
-        return reply(summarize_client(scores, [r["task"] for r in rt.data.test]))
+    """Trains and evaluates whatever adapter the server sends (its group's): FedIT's client."""
 
 
 class FedClusterServer(FedITServer):

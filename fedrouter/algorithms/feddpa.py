@@ -29,10 +29,11 @@ from fedrouter.algorithms.base import (
     ClientAlgorithm,
     ClientRuntime,
     metrics_of,
+    received_adapter,
     register,
     reply,
 )
-from fedrouter.algorithms.fedit import FedITServer, start_adapter
+from fedrouter.algorithms.fedit import FedITServer
 from fedrouter.client_state import ClientState
 from fedrouter.data.prompt import encode_prompt
 from fedrouter.evaluate import generate, rouge, summarize_client
@@ -140,7 +141,7 @@ def mixed_generate(rt: ClientRuntime, instructions: Sequence[str], alphas: np.nd
 class FedDPAClient(ClientAlgorithm):
     def train(self, rt: ClientRuntime, content: RecordDict) -> RecordDict:
         bb, cfg = rt.backbone, rt.cfg
-        received = start_adapter(rt, content)
+        received = received_adapter(rt, content)
         lr, seed = cfg.lr_at(rt.rnd), derive_seed(cfg.seed, rt.client_id, rt.rnd)
         # (a) local step: gradients reach the local slot only (train_adapter unfreezes just it).
         bb.activate(GLOBAL, LOCAL)
@@ -158,7 +159,7 @@ class FedDPAClient(ClientAlgorithm):
 
     def evaluate(self, rt: ClientRuntime, content: RecordDict) -> RecordDict:
         bb = rt.backbone
-        bb.set_state(start_adapter(rt, content), GLOBAL)
+        bb.set_state(received_adapter(rt, content), GLOBAL)
         bb.set_state(local_adapter(rt, rt.rnd + 1), LOCAL)  # this round's local adapter included
         alphas = instance_alphas(rt)
         test = rt.data.test

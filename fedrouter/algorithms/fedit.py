@@ -18,6 +18,7 @@ from fedrouter.algorithms.base import (
     ServerAlgorithm,
     from_record,
     metrics_of,
+    received_adapter,
     register,
     reply,
     to_record,
@@ -26,17 +27,10 @@ from fedrouter.seeding import derive_seed
 from fedrouter.train import train_adapter
 
 
-def start_adapter(rt: ClientRuntime, content: RecordDict):
-    """The adapter the server sent, or (round 1, nothing sent yet) the shared seeded initialisation."""
-    if "adapter" in content.array_records:
-        return from_record(content["adapter"])
-    return rt.backbone.init_state(rt.cfg.seed)
-
-
 class FedITClient(ClientAlgorithm):
     def train(self, rt: ClientRuntime, content: RecordDict) -> RecordDict:
         rt.backbone.activate("main")
-        rt.backbone.set_state(start_adapter(rt, content))
+        rt.backbone.set_state(received_adapter(rt, content))
         res = train_adapter(rt.backbone, rt.examples, rt.cfg, rt.cfg.lr_at(rt.rnd), derive_seed(rt.cfg.seed, rt.client_id, rt.rnd))
         return reply({"loss": res.loss, "num_samples": res.num_samples}, {"adapter": rt.backbone.get_state()})
 
