@@ -24,7 +24,7 @@ extra=${extra:-}                             # further key=value settings for ev
 # (router, test_distribution) pair, set so a run's config.json does not contradict itself.
 set_scenario() {
   case "$1" in
-    #               split                  test distribution      router          local k        reference name
+    #               split                  test distribution       router         local k       reference name
     interference)   split_strategy=dual;   test_distribution=same; router=local;  n_clusters=2; evaluation_mode=local ;;
     generalization) split_strategy=single; test_distribution=all;  router=global; n_clusters=1; evaluation_mode=global ;;
     single)         split_strategy=single; test_distribution=same; router=local;  n_clusters=1; evaluation_mode=local ;;
@@ -33,32 +33,40 @@ set_scenario() {
   esac
 }
 
-set -eu
-cd "$(dirname "$0")/.."
-[ -x .venv/bin/python ] && PY=.venv/bin/python || PY=python3
-for scenario in $scenarios; do set_scenario "$scenario"; done  # unknown names stop here, before any run
+# The whole run is one function, read before it starts: editing this file while a matrix runs
+# (hours) cannot change or break the running one.
+main() {
+  set -eu
+  # Ctrl-C stops the whole matrix (not just the running cell, which would count as failed and move on).
+  trap 'echo "interrupted; rerun to resume" >&2; exit 130' INT TERM
+  cd "$(dirname "$0")/.."
+  [ -x .venv/bin/python ] && PY=.venv/bin/python || PY=python3
+  for scenario in $scenarios; do set_scenario "$scenario"; done  # unknown names stop here, before any run
 
-failed=""
-for scenario in $scenarios; do
-  set_scenario "$scenario"
-  for method in $methods; do
-    for seed in $seeds; do
-      cell="${scenario}/${method}_seed${seed}"
-      if [ -f "${output_dir}/${cell}/results.json" ]; then
-        echo "=== skipped ${cell}: already complete (${output_dir}/${cell}/results.json)"
-        continue
-      fi
-      echo "=== ${cell}"
-      fed_alg="$method" sim_alias="$method" seeds="$seed" output_dir="${output_dir}/${scenario}" \
-        split_strategy="$split_strategy" n_clusters="$n_clusters" global_n_clusters="$global_n_clusters" \
-        evaluation_mode="$evaluation_mode" extra="$extra router=$router test_distribution=$test_distribution" \
-        sh training_scripts/run_flower_simulation_router.sh || failed="$failed $cell"
+  failed=""
+  for scenario in $scenarios; do
+    set_scenario "$scenario"
+    for method in $methods; do
+      for seed in $seeds; do
+        cell="${scenario}/${method}_seed${seed}"
+        if [ -f "${output_dir}/${cell}/results.json" ]; then
+          echo "=== skipped ${cell}: already complete (${output_dir}/${cell}/results.json)"
+          continue
+        fi
+        echo "=== ${cell}"
+        fed_alg="$method" sim_alias="$method" seeds="$seed" output_dir="${output_dir}/${scenario}" \
+          split_strategy="$split_strategy" n_clusters="$n_clusters" global_n_clusters="$global_n_clusters" \
+          evaluation_mode="$evaluation_mode" extra="$extra router=$router test_distribution=$test_distribution" \
+          sh training_scripts/run_flower_simulation_router.sh || failed="$failed $cell"
+      done
     done
   done
-done
 
-$PY -m fedrouter.report "$output_dir" ${report_dir:+--out "$report_dir"} || failed="$failed report"
-if [ -n "$failed" ]; then
-  echo "FAILED:${failed} (rerun this script to retry them; completed cells are skipped)" >&2
-  exit 1
-fi
+  $PY -m fedrouter.report "$output_dir" ${report_dir:+--out "$report_dir"} || failed="$failed report"
+  if [ -n "$failed" ]; then
+    echo "FAILED:${failed} (rerun this script to retry them; completed cells are skipped)" >&2
+    exit 1
+  fi
+}
+
+main "$@"; exit
