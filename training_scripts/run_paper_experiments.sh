@@ -37,7 +37,8 @@ set_scenario() {
 # (hours) cannot change or break the running one.
 main() {
   set -eu
-  # Ctrl-C stops the whole matrix (not just the running cell, which would count as failed and move on).
+  # Ctrl-C / kill stop the whole matrix once the running cell exits, instead of it counting as failed
+  # and the next cell starting.
   trap 'echo "interrupted; rerun to resume" >&2; exit 130' INT TERM
   cd "$(dirname "$0")/.."
   [ -x .venv/bin/python ] && PY=.venv/bin/python || PY=python3
