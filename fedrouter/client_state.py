@@ -64,5 +64,12 @@ class ClientStore:
         atomic_save_npz(self.dir / f"eval_r{rnd}.npz", arrays)
         atomic_write_json(self.dir / f"eval_r{rnd}.json", meta)
 
+    def eval_rounds(self) -> list[int]:
+        """Rounds with a saved evaluation (complete: its JSON is written after its arrays)."""
+        return sorted(int(p.stem[len("eval_r"):]) for p in self.dir.glob("eval_r*.json"))
+
+    def load_eval(self, rnd: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        return load_npz(self.dir / f"eval_r{rnd}.npz"), json.loads((self.dir / f"eval_r{rnd}.json").read_text())
+
     def save_predictions(self, rnd: int, rows: list[dict[str, Any]]) -> None:
         atomic_write_json(self.dir / f"predictions_r{rnd}.json", rows)

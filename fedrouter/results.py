@@ -89,6 +89,11 @@ class RunFolder:
         p = self.path / "results.json"
         return json.loads(p.read_text()) if p.exists() else None
 
+    def read_diagnostics(self) -> dict[str, Any] | None:
+        """The algorithm's diagnostics (FedRouter: silhouette curves, cluster purity, routing accuracy)."""
+        p = self.path / "diagnostics.json"
+        return json.loads(p.read_text()) if p.exists() else None
+
     def clear(self) -> None:
         """Start over: remove what a previous run in this folder left (resume=false)."""
         for name in ("checkpoint", "clients", "adapters"):

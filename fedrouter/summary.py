@@ -13,6 +13,13 @@ import numpy as np
 from fedrouter.evaluate import ROUGE_KEYS
 
 
+def aliases(output_dir: Path) -> list[str]:
+    """Names of the experiments with at least one completed run folder <alias>_seed<seed> in output_dir."""
+    found = {m.group(1) for p in Path(output_dir).glob("*_seed*/results.json")
+             if (m := re.fullmatch(r"(.+)_seed-?\d+", p.parent.name))}
+    return sorted(found)
+
+
 def collect(output_dir: Path, alias: str) -> dict[int, dict]:
     """seed -> results.json content, for every completed run folder <alias>_seed<seed>."""
     out = {}
@@ -23,10 +30,18 @@ def collect(output_dir: Path, alias: str) -> dict[int, dict]:
     return out
 
 
+def mean_and_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample std (ddof=1, as papers report over seeds); a single value has no std (None)."""
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else None
+    return float(np.mean(values)), std
+
+
+def format_mean_std(mean: float, std: float | None) -> str:
+    return f"{mean:.4f} ± " + (f"{std:.4f}" if std is not None else "–")
+
+
 def mean_std(values: list[float]) -> str:
-    # Sample std (ddof=1) as papers report over seeds; a single seed has none.
-    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return f"{np.mean(values):.4f} ± {std:.4f}"
+    return format_mean_std(*mean_and_std(values))
 
 
 def seed_table(results: dict[int, dict]) -> str:

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The paper's comparison: every method x every scenario x every seed, with the same data, model,
+# training budget and evaluation, then `python -m fedrouter.report` (tables and plots).
+# Each (method, scenario, seed) cell is one run of the seed launcher
+# (training_scripts/run_flower_simulation_router.sh), so the settings are the launcher's embedded
+# defaults unless set here or in the environment, e.g.
+#   num_rounds=5 seeds="0" methods="fedit fedrouter" sh training_scripts/run_paper_experiments.sh
+# Settings the launcher has no variable for go in `extra`: extra="max_new_tokens=8 max_eval_size=16".
+# Run folders: <output_dir>/<scenario>/<method>_seed<seed>/ (+ <method>_seed<seed>_log.txt beside it).
+# Resumable: a cell whose run folder has a results.json is skipped (no Python started); an
+# interrupted cell continues from its last checkpoint. To rerun with other settings, use another
+# output_dir (a finished cell is not rerun, and a half-done one refuses changed settings).
+
+methods=${methods:-"fedit local fedcluster fedsa feddpa fedrouter"}
+scenarios=${scenarios:-"interference generalization single iid"}
+seeds=${seeds:-"0 1 2"}
+output_dir=${output_dir:-output/paper_experiments}
+report_dir=${report_dir:-}                   # default: <output_dir>/report
+global_n_clusters=${global_n_clusters:-4}    # FedRouter's global clusters = FedCluster's client groups
+extra=${extra:-}                             # further key=value settings for every run, space separated
+
+# The scenarios (../shared/docs/ALGORITHMS.md). Every method of a scenario gets the same settings;
+# n_clusters and router only matter to FedRouter. evaluation_mode is the reference's name for the
+# (router, test_distribution) pair, set so a run's config.json does not contradict itself.
+set_scenario() {
+  case "$1" in
+    #               split                  test distribution       router         local k       reference name
+    interference)   split_strategy=dual;   test_distribution=same; router=local;  n_clusters=2; evaluation_mode=local ;;
+    generalization) split_strategy=single; test_distribution=all;  router=global; n_clusters=1; evaluation_mode=global ;;
+    single)         split_strategy=single; test_distribution=same; router=local;  n_clusters=1; evaluation_mode=local ;;
+    iid)            split_strategy=all;    test_distribution=same; router=local;  n_clusters=4; evaluation_mode=local ;;
+    *) echo "unknown scenario '$1'; known: interference generalization single iid" >&2; return 1 ;;
+  esac
+}
+
+# The whole run is one function, read before it starts: editing this file while a matrix runs
+# (hours) cannot change or break the running one.
+main() {
+  set -eu
+  # Ctrl-C / kill stop the whole matrix once the running cell exits, instead of it counting as failed
+  # and the next cell starting.
+  trap 'echo "interrupted; rerun to resume" >&2; exit 130' INT TERM
+  cd "$(dirname "$0")/.."
+  [ -x .venv/bin/python ] && PY=.venv/bin/python || PY=python3
+  for scenario in $scenarios; do set_scenario "$scenario"; done  # unknown names stop here, before any run
+
+  failed=""
+  for scenario in $scenarios; do
+    set_scenario "$scenario"
+    for method in $methods; do
+      for seed in $seeds; do
+        cell="${scenario}/${method}_seed${seed}"
+        if [ -f "${output_dir}/${cell}/results.json" ]; then
+          echo "=== skipped ${cell}: already complete (${output_dir}/${cell}/results.json)"
+          continue
+        fi
+        echo "=== ${cell}"
+        fed_alg="$method" sim_alias="$method" seeds="$seed" output_dir="${output_dir}/${scenario}" \
+          split_strategy="$split_strategy" n_clusters="$n_clusters" global_n_clusters="$global_n_clusters" \
+          evaluation_mode="$evaluation_mode" extra="$extra router=$router test_distribution=$test_distribution" \
+          sh training_scripts/run_flower_simulation_router.sh || failed="$failed $cell"
+      done
+    done
+  done
+
+  $PY -m fedrouter.report "$output_dir" ${report_dir:+--out "$report_dir"} || failed="$failed report"
+  if [ -n "$failed" ]; then
+    echo "FAILED:${failed} (rerun this script to retry them; completed cells are skipped)" >&2
+    exit 1
+  fi
+}
+
+main "$@"; exit
