@@ -118,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"fedrouter: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("fedrouter: interrupted; completed rounds are checkpointed, rerun the same command to resume",
+              file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        # Flower's ServerApp thread still waits for replies from the stopped clients and would keep
+        # the interpreter alive; nothing is lost by leaving now (every file is written atomically).
+        os._exit(130)
     print(json.dumps({"run_dir": str(cfg.run_dir), **results["final"]}, sort_keys=True))
     return 0
 
