@@ -6,7 +6,10 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
+from fedrouter.timing import timed
 
+
+@timed("cluster")
 def kmeans(points: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(centroids k x d, labels n) from scikit-learn's k-means (k-means++, 10 restarts)."""
     points = np.asarray(points, dtype=np.float64)
@@ -16,6 +19,7 @@ def kmeans(points: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarra
     return km.cluster_centers_.astype(np.float32), km.labels_.astype(np.int64)
 
 
+@timed("cluster")
 def silhouette_curve(points: np.ndarray, k_min: int, k_max: int, seed: int) -> dict[int, float]:
     """Silhouette score of k-means for every k in [k_min, k_max] (the paper's Figures 7 and 8).
 
@@ -28,6 +32,7 @@ def silhouette_curve(points: np.ndarray, k_min: int, k_max: int, seed: int) -> d
     return scores
 
 
+@timed("cluster")
 def choose_k(points: np.ndarray, k_min: int, k_max: int, seed: int) -> tuple[int, dict[int, float]]:
     """The k in [k_min, k_max] with the best silhouette score (ties: the smaller k); (1, {}) when
     there are too few points to score any k. Returns (k, {k: score})."""
@@ -37,6 +42,7 @@ def choose_k(points: np.ndarray, k_min: int, k_max: int, seed: int) -> tuple[int
     return max(scores, key=lambda k: (scores[k], -k)), scores
 
 
+@timed("route")
 def nearest(points: np.ndarray, centroids: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
     """Index of the nearest centroid (Euclidean) for each point, among `candidates` if given."""
     points = np.asarray(points, dtype=np.float64)

@@ -9,10 +9,10 @@ import time
 from typing import Any
 
 import numpy as np
-from flwr.app import Context
+from flwr.app import Context, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
-from fedrouter.algorithms.base import ServerAlgorithm, get_algorithm
+from fedrouter.algorithms.base import ServerAlgorithm, get_algorithm, metrics_of
 from fedrouter.config import RunConfig
 from fedrouter.federation import Federation
 from fedrouter.io import atomic_write_json
@@ -76,11 +76,16 @@ def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
              folder.path, cfg.fed_alg, cfg.num_clients, cfg.sample_clients, start, cfg.num_rounds, list(cfg.eval_rounds))
     everyone = list(range(cfg.num_clients))
     setup = algo.configure_setup(everyone) if start == 1 else None
+    timing: dict[str, Any] = {}  # seconds: server phases, and each client's message time and phases
     if setup is not None:
+        t0 = time.perf_counter()
         good, failed = fed.send("setup", 0, setup)
         if len(failed) > cfg.max_failure_rate * len(setup):
             raise RunFailed(f"setup: {len(failed)} of {len(setup)} clients failed; reasons: {failed}")
+        t1 = time.perf_counter()
         algo.aggregate_setup(good)
+        timing["setup"] = {"wall_s": time.perf_counter() - t0, "global_cluster_s": time.perf_counter() - t1,
+                           "clients": client_times(good)}
     for rnd in range(start, cfg.num_rounds + 1):
         t0 = time.perf_counter()
         sampled = sample_clients(cfg, rnd)
@@ -90,7 +95,9 @@ def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
                 f"round {rnd}: {len(failed)} of {len(sampled)} clients failed (max_failure_rate="
                 f"{cfg.max_failure_rate}); reasons: {failed}"
             )
+        t1 = time.perf_counter()
         train_metrics = algo.aggregate_train(rnd, good) if good else {}
+        timing.update({"aggregate_s": time.perf_counter() - t1, "train": client_times(good)})
         losses = [float(c["metrics"]["loss"]) for c in good.values() if "loss" in c["metrics"]]
         row: dict[str, Any] = {
             "round": rnd,
@@ -104,8 +111,10 @@ def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
             ev_good, ev_failed = fed.send("evaluate", rnd, algo.configure_evaluate(rnd, everyone))
             row["eval"] = algo.aggregate_evaluate(rnd, ev_good)
             row["eval_failures"] = {str(c): r for c, r in ev_failed.items()}
+            timing["evaluate"] = client_times(ev_good)
             _save_adapters(cfg, folder, rnd, algo)
         row["time_s"] = time.perf_counter() - t0
+        row["timing"], timing = timing, {}
         rows.append(row)
         folder.write_metrics(rows)
         diagnostics = algo.diagnostics()
@@ -120,6 +129,16 @@ def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
     folder.write_results(results)
     log.info("run finished: ROUGE-1 %.4f  ROUGE-2 %.4f  ROUGE-L %.4f", final["rouge1"], final["rouge2"], final["rougeL"])
     return results
+
+
+def client_times(replies: dict[int, RecordDict]) -> dict[str, dict[str, float]]:
+    """Per client: the process that served it, its base-model load count, its message's wall time
+    and the seconds of each phase inside (`time/train`, `time/generate`, ...)."""
+    out = {}
+    for cid, content in sorted(replies.items()):
+        m = metrics_of(content)
+        out[str(cid)] = {k: v for k, v in m.items() if k.startswith("time") or k in ("pid", "load_count")}
+    return out
 
 
 def _restore(cfg: RunConfig, folder: RunFolder, algo: ServerAlgorithm) -> int:

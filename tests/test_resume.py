@@ -21,7 +21,7 @@ SETTINGS = dict(fed_alg="fedit", num_rounds=4, eval_round="2,4", max_steps=2, ma
 def final_state(cfg):
     rows = [json.loads(line) for line in (cfg.run_dir / "metrics.jsonl").read_text().splitlines()]
     adapter = load_file(str(cfg.run_dir / "adapters" / f"round_{cfg.num_rounds}" / "global" / "adapter_model.safetensors"))
-    strip = [{k: v for k, v in r.items() if k != "time_s" and k != "train"} for r in rows]
+    strip = [{k: v for k, v in r.items() if k not in ("time_s", "timing", "train")} for r in rows]
     for r in strip:
         r.get("eval", {}).pop("time_s", None)
     return strip, adapter
