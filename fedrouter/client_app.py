@@ -47,7 +47,8 @@ def store_root(cfg: RunConfig, context: Context) -> Path:
     return Path(str(root)) if root else cfg.run_dir / "clients"
 
 
-@lru_cache(maxsize=2)
+# Sized for every client a worker may serve: 2 entries made each message re-tokenize its client's data.
+@lru_cache(maxsize=1024)
 @timed("data")
 def _client_examples(cfg: RunConfig, client_id: int):
     from fedrouter.data.federated import client_data
