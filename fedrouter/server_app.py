@@ -68,6 +68,9 @@ def run_federation(cfg: RunConfig, grid: Grid) -> dict[str, Any]:
 
 def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
     algo: ServerAlgorithm = get_algorithm(cfg.fed_alg).server(cfg)
+    # Built before round 1: importing peft costs seconds, which would otherwise land in the first
+    # evaluation round, and bad LoRA settings fail here instead of after training.
+    peft_config = LoraSpec.from_config(cfg).peft_config()
     start = _restore(cfg, folder, algo)
     folder.write_config(cfg.to_dict())
     rows = [r for r in folder.read_metrics() if r["round"] < start]
@@ -97,7 +100,7 @@ def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
             )
         t1 = time.perf_counter()
         train_metrics = algo.aggregate_train(rnd, good) if good else {}
-        timing.update({"aggregate_s": time.perf_counter() - t1, "train": client_times(good)})
+        timing.update({"train_wall_s": t1 - t0, "aggregate_s": time.perf_counter() - t1, "train": client_times(good)})
         losses = [float(c["metrics"]["loss"]) for c in good.values() if "loss" in c["metrics"]]
         row: dict[str, Any] = {
             "round": rnd,
@@ -108,11 +111,13 @@ def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
             "failures": {str(c): r for c, r in failed.items()},
         }
         if rnd in cfg.eval_rounds:
+            t1 = time.perf_counter()
             ev_good, ev_failed = fed.send("evaluate", rnd, algo.configure_evaluate(rnd, everyone))
+            timing["evaluate_wall_s"] = time.perf_counter() - t1
             row["eval"] = algo.aggregate_evaluate(rnd, ev_good)
             row["eval_failures"] = {str(c): r for c, r in ev_failed.items()}
             timing["evaluate"] = client_times(ev_good)
-            _save_adapters(cfg, folder, rnd, algo)
+            _save_adapters(cfg, folder, rnd, algo, peft_config)
         row["time_s"] = time.perf_counter() - t0
         row["timing"], timing = timing, {}
         rows.append(row)
@@ -162,9 +167,9 @@ def _restore(cfg: RunConfig, folder: RunFolder, algo: ServerAlgorithm) -> int:
     return last + 1
 
 
-def _save_adapters(cfg: RunConfig, folder: RunFolder, rnd: int, algo: ServerAlgorithm) -> None:
+def _save_adapters(cfg: RunConfig, folder: RunFolder, rnd: int, algo: ServerAlgorithm, peft_config) -> None:
     for name, state in algo.adapters().items():
-        folder.save_adapter(rnd, name, state, LoraSpec.from_config(cfg).peft_config(), cfg.model_name_or_path)
+        folder.save_adapter(rnd, name, state, peft_config, cfg.model_name_or_path)
 
 
 def _log_round(row: dict[str, Any], cfg: RunConfig) -> None:
