@@ -36,6 +36,11 @@ def kmeans(points: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarra
     return centroids.copy(), labels.copy()
 
 
+def forget_fits() -> None:
+    """Drop the remembered k-means fits (a benchmark times each run from scratch)."""
+    _FITS.clear()
+
+
 @timed("cluster")
 def silhouette_curve(points: np.ndarray, k_min: int, k_max: int, seed: int) -> dict[int, float]:
     """Silhouette score of k-means for every k in [k_min, k_max] (the paper's Figures 7 and 8).

@@ -57,24 +57,31 @@ def _mean_pooled(model, tok, texts: Sequence[str], cfg: RunConfig) -> np.ndarray
 
 
 def reference_routed_eval(cfg: RunConfig, client_id: int, centroids: np.ndarray, candidates: np.ndarray,
-                          adapter_dirs: dict[int, Path]) -> tuple[list[str], np.ndarray]:
+                          adapter_dirs: dict[int, Path]) -> tuple[list[str], np.ndarray, float, int]:
     """The reference's evaluation of one client: a fresh base model for the embedding pass, then per
-    routed cluster a fresh base model + `PeftModel.from_pretrained(adapter folder)` + plain generate."""
+    routed cluster a fresh base model + `PeftModel.from_pretrained(adapter folder)` + plain generate.
+    Returns (predictions, routed cluster per sample, seconds spent loading, number of loads)."""
     from peft import PeftModel
 
     spec, tok = ModelSpec.from_config(cfg), get_backbone(cfg).tokenizer  # one tokenizer: generous to the reference
     test = _test(cfg, client_id)
     instructions = [r["instruction"] for r in test]
-    routed = cluster.nearest(_mean_pooled(load_model(spec), tok, instructions, cfg), centroids, candidates)
+    start = time.perf_counter()
+    base = load_model(spec)
+    load_s = time.perf_counter() - start
+    routed = cluster.nearest(_mean_pooled(base, tok, instructions, cfg), centroids, candidates)
     preds = [""] * len(test)
-    for g in np.unique(routed):
+    groups = np.unique(routed)
+    for g in groups:
         idx = np.flatnonzero(routed == g)
+        start = time.perf_counter()
         model = PeftModel.from_pretrained(load_model(spec), str(adapter_dirs[int(g)]))
         model.eval()
+        load_s += time.perf_counter() - start
         for i, p in zip(idx, plain_generate(model, tok, [instructions[i] for i in idx], cfg), strict=True):
             preds[i] = p
     rouge(preds, [r["response"] for r in test])
-    return preds, routed
+    return preds, routed, load_s, 1 + len(groups)
 
 
 def _test(cfg: RunConfig, client_id: int) -> list[dict[str, Any]]:
@@ -91,8 +98,8 @@ def routed_eval_speedup(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     contents = server.configure_evaluate(rnd, list(range(cfg.num_clients)))
     adapter_dirs = {int(p.name.split("_")[1]): p for p in (run_dir / "adapters" / f"round_{rnd}").iterdir()}
     client = fr.FedRouterClient()
-    ours_s = ref_s = 0.0
-    same_route = same_pred = total = 0
+    ours_s = ref_s = load_s = 0.0
+    same_route = same_pred = total = loads = 0
     with tempfile.TemporaryDirectory() as store:
         for warmup in (True, False):  # one untimed pass on client 0 for lazy imports on both sides
             for cid in [0] if warmup else range(cfg.num_clients):
@@ -103,17 +110,20 @@ def routed_eval_speedup(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
                 client.evaluate(rt, content)
                 t1 = time.perf_counter()
                 candidates = np.asarray(content["meta"]["candidates"], dtype=np.int64)
-                ref_preds, ref_routed = reference_routed_eval(cfg, cid, server.centroids, candidates, adapter_dirs)
+                ref_preds, ref_routed, ref_load_s, ref_loads = reference_routed_eval(
+                    cfg, cid, server.centroids, candidates, adapter_dirs)
                 t2 = time.perf_counter()
                 if warmup:
                     continue
                 ours_s, ref_s = ours_s + t1 - t0, ref_s + t2 - t1
+                load_s, loads = load_s + ref_load_s, loads + ref_loads
                 ours_routed = np.load(rt.store.dir / f"eval_r{rnd}.npz")["routed"]
                 ours_preds = [p["prediction"] for p in json.loads((rt.store.dir / f"predictions_r{rnd}.json").read_text())]
                 same_route += int((ours_routed == ref_routed).sum())
                 same_pred += sum(a == b for a, b in zip(ours_preds, ref_preds, strict=True))
                 total += len(ref_preds)
     return {"ours_s": ours_s, "reference_s": ref_s, "speedup": ref_s / ours_s, "samples": total,
+            "reference_loads": loads, "reference_load_s": load_s,
             "same_routing": same_route / total, "same_predictions": same_pred / total}
 
 

@@ -19,6 +19,20 @@ TARGETS: dict[str, tuple[str, str, Any]] = {
 }
 
 
+PHASE_LABELS = {
+    "load": "load: tokenizer + base model + PEFT wrap (once per worker)",
+    "data": "data: partition + tokenization (once per client per worker)",
+    "embed": "embed: training set at setup, test set at evaluation",
+    "cluster": "local clustering: k-means + silhouette curve",
+    "train": "training",
+    "route": "routing: nearest centroid",
+    "generate": "generation",
+    "rouge": "ROUGE",
+    "global_cluster": "server: global clustering",
+    "aggregate": "server: aggregation",
+}
+
+
 def verdicts(values: dict[str, float]) -> list[dict[str, Any]]:
     return [{"name": name, "what": what, "value": values[name], "target": target, "pass": bool(ok(values[name]))}
             for name, (what, target, ok) in TARGETS.items() if name in values]
@@ -39,7 +53,7 @@ def markdown(r: dict[str, Any]) -> str:
     ov = r["overhead"]
     out += ["", "**Phases of the 8-client run** (client phases summed over all client messages, in worker-seconds; "
             "server phases and overhead in wall seconds):", ""]
-    out += [_table(["phase", "seconds"], [[k, v] for k, v in r["phases"].items()]
+    out += [_table(["phase", "seconds"], [[PHASE_LABELS.get(k, k), v] for k, v in r["phases"].items()]
                    + [["Flower/serialization overhead, rounds (wall - compute)", ov["overhead_s"]],
                       ["Flower/serialization overhead, setup step (incl. worker start-up)", ov["setup_overhead_s"]]])]
     out += ["", _table(["stage", "wall s", "compute s (critical path)", "wall / compute"],
@@ -47,7 +61,9 @@ def markdown(r: dict[str, Any]) -> str:
                         for s in ov["stages"]])]
     re_, ge, mem = r["routed_eval"], r["generation"], r["memory"]
     out += ["", f"**Routed evaluation** ({re_['samples']} test samples, {r['clients']} clients): ours "
-            f"{re_['ours_s']:.2f} s, reference way {re_['reference_s']:.2f} s; same routing for "
+            f"{re_['ours_s']:.2f} s, reference way {re_['reference_s']:.2f} s, of which "
+            f"{re_['reference_load_s']:.2f} s in {re_['reference_loads']} base-model loads (+ PEFT wrap): "
+            f"{1000 * re_['reference_load_s'] / re_['reference_loads']:.0f} ms each. Same routing for "
             f"{re_['same_routing']:.0%} of samples, identical predictions for {re_['same_predictions']:.0%}.",
             "", f"**Generation** ({ge['prompts']} prompts): ours {ge['ours_prompts_per_s']:.1f} prompts/s, plain "
             f"{ge['plain_prompts_per_s']:.1f} prompts/s; identical outputs for {ge['same_outputs']:.0%}.",

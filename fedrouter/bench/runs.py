@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from fedrouter import cluster
 from fedrouter.bench.memory import WorkerMemory
 from fedrouter.config import RunConfig
 from fedrouter.results import RunFolder
@@ -27,6 +28,7 @@ def federated_run(cfg: RunConfig) -> RunResult:
     """Run the simulation (Flower + Ray, the real apps) while sampling the workers' memory."""
     from fedrouter.simulate import simulate
 
+    cluster.forget_fits()  # the server runs in this process: no fit carried over from an earlier run
     with WorkerMemory() as memory:
         start = time.perf_counter()
         simulate(cfg)

@@ -46,6 +46,7 @@ def server_scale(shapes: dict[str, tuple], num_clients: int = 1000, k_local: int
         setup_replies[cid] = reply({"k_local": k_local, "num_samples": 40 * k_local}, meta={"k_local": k_local})
         setup_replies[cid]["centroids"] = to_record({"centroids": cents, "counts": np.full(k_local, 40)})
 
+    cluster.forget_fits()
     start = time.perf_counter()
     cluster.kmeans(np.concatenate(local), NUM_TASKS, seed + 1)
     kmeans_s = time.perf_counter() - start
