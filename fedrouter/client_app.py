@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -15,7 +16,9 @@ from fedrouter.client_state import ClientStore
 from fedrouter.config import RunConfig
 from fedrouter.data.prompt import encode_example
 from fedrouter.logs import setup_process_logging
+from fedrouter.models import loader
 from fedrouter.models.backbone import get_backbone
+from fedrouter.timing import recording, timed
 from fedrouter.validation import source_problems
 
 log = logging.getLogger("fedrouter.client")
@@ -45,7 +48,9 @@ def store_root(cfg: RunConfig, context: Context) -> Path:
     return Path(str(root)) if root else cfg.run_dir / "clients"
 
 
-@lru_cache(maxsize=2)
+# Sized for every client a worker may serve: 2 entries made each message re-tokenize its client's data.
+@lru_cache(maxsize=1024)
+@timed("data")
 def _client_examples(cfg: RunConfig, client_id: int):
     from fedrouter.data.federated import client_data
 
@@ -60,22 +65,27 @@ def runtime(msg: Message, context: Context) -> ClientRuntime:
     setup_process_logging()
     cid = client_id_of(context)
     rnd = int(msg.content["ctx"]["round"])
+    backbone = get_backbone(cfg)
     # Data and tokenized examples are built once per client per process and reused every round.
     data, examples = _client_examples(cfg, cid)
-    return ClientRuntime(cfg, cid, rnd, data, get_backbone(cfg), ClientStore(store_root(cfg, context), cid), examples)
+    return ClientRuntime(cfg, cid, rnd, data, backbone, ClientStore(store_root(cfg, context), cid), examples)
 
 
 def _handle(kind: str, msg: Message, context: Context) -> Message:
     t0 = time.perf_counter()
-    rt = runtime(msg, context)
-    client = get_algorithm(rt.cfg.fed_alg).client()
-    fault = rt.cfg.fault_for(rt.client_id, rt.rnd) if kind == "train" else None
-    if fault == "raise":
-        raise RuntimeError(f"injected fault (inject_fault={rt.cfg.inject_fault!r})")
-    handler = {"train": client.train, "evaluate": client.evaluate, "setup": client.setup}[kind]
-    content = handler(rt, msg.content)
+    with recording() as phases:  # seconds per phase (load, data, embed, cluster, train, ...)
+        rt = runtime(msg, context)
+        client = get_algorithm(rt.cfg.fed_alg).client()
+        fault = rt.cfg.fault_for(rt.client_id, rt.rnd) if kind == "train" else None
+        if fault == "raise":
+            raise RuntimeError(f"injected fault (inject_fault={rt.cfg.inject_fault!r})")
+        handler = {"train": client.train, "evaluate": client.evaluate, "setup": client.setup}[kind]
+        content = handler(rt, msg.content)
     metrics = content["metrics"]
     metrics["client_id"] = float(rt.client_id)
+    metrics.update({f"time/{name}": s for name, s in phases.items()})
+    # Which process served the message and how many base models it has loaded so far (should be 1).
+    metrics["pid"], metrics["load_count"] = float(os.getpid()), float(loader.LOAD_COUNT)
     metrics["time_s"] = time.perf_counter() - t0
     if fault == "nan":
         metrics["loss"] = float("nan")

@@ -8,6 +8,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from fedrouter.timing import timed
+
 
 @torch.inference_mode()
 def base_embeddings(backbone, texts: Sequence[str], max_len: int, batch_size: int = 32) -> np.ndarray:
@@ -53,6 +55,7 @@ def sentence_embeddings(texts: Sequence[str], model_path: str = "") -> np.ndarra
                       dtype=np.float32)
 
 
+@timed("embed")
 def embed(backbone, texts: Sequence[str], cfg) -> np.ndarray:
     if cfg.embedding == "sentence":
         return sentence_embeddings(texts, cfg.sentence_model)

@@ -10,10 +10,12 @@ import numpy as np
 import torch
 
 from fedrouter.data.prompt import encode_prompt
+from fedrouter.timing import timed
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL")
 
 
+@timed("generate")
 @torch.inference_mode()
 def generate(backbone, instructions: Sequence[str], cfg, batch_size: int | None = None) -> list[str]:
     """Greedy continuations of the prompts, in input order.
@@ -60,6 +62,7 @@ def _scorer():
     return rouge_scorer.RougeScorer(list(ROUGE_KEYS), use_stemmer=False)
 
 
+@timed("rouge")
 def rouge(predictions: Sequence[str], references: Sequence[str]) -> dict[str, np.ndarray]:
     """Per-sample ROUGE-1/2/L F-measure."""
     scores = [_scorer().score(ref, pred) for pred, ref in zip(predictions, references, strict=True)]

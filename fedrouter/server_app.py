@@ -9,10 +9,10 @@ import time
 from typing import Any
 
 import numpy as np
-from flwr.app import Context
+from flwr.app import Context, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
-from fedrouter.algorithms.base import ServerAlgorithm, get_algorithm
+from fedrouter.algorithms.base import ServerAlgorithm, get_algorithm, metrics_of
 from fedrouter.config import RunConfig
 from fedrouter.federation import Federation
 from fedrouter.io import atomic_write_json
@@ -72,6 +72,9 @@ def run_federation(cfg: RunConfig, grid: Grid) -> dict[str, Any]:
 
 def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
     algo: ServerAlgorithm = get_algorithm(cfg.fed_alg).server(cfg)
+    # Built before round 1: importing peft costs seconds, which would otherwise land in the first
+    # evaluation round, and bad LoRA settings fail here instead of after training.
+    peft_config = LoraSpec.from_config(cfg).peft_config()
     start = _restore(cfg, folder, algo)
     folder.write_config(cfg.to_dict())
     # Rows of checkpointed rounds survive a resume; a run that never finished round 1 starts over.
@@ -81,22 +84,31 @@ def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
              folder.path, cfg.fed_alg, cfg.num_clients, cfg.sample_clients, start, cfg.num_rounds, list(cfg.eval_rounds))
     everyone = list(range(cfg.num_clients))
     setup = algo.configure_setup(everyone) if start == 1 else None
+    timing: dict[str, Any] = {}  # seconds: server phases, and each client's message time and phases
     if setup is not None:
+        t0 = time.perf_counter()
         good, failed = fed.send("setup", 0, setup)
         _check_failures(cfg, "setup", 0, failed, len(setup))
+        t1 = time.perf_counter()
         algo.aggregate_setup(good)
+        timing["setup"] = {"wall_s": time.perf_counter() - t0, "global_cluster_s": time.perf_counter() - t1,
+                           "clients": client_times(good)}
     if start == 1 and 0 in cfg.eval_rounds:  # round 0: the base model before any training (zero-shot)
         t0 = time.perf_counter()
-        row = {"round": 0, **_evaluate(cfg, fed, algo, 0, everyone)}
-        rows.append({**row, "time_s": time.perf_counter() - t0})
+        row = {"round": 0, **_evaluate(cfg, fed, algo, 0, everyone, timing)}
+        row["time_s"] = time.perf_counter() - t0
+        row["timing"], timing = timing, {}
+        rows.append(row)
         folder.write_metrics(rows)
-        _log_round({"train_loss": None, "lr": 0.0, "failures": {}, **rows[-1]}, cfg)
+        _log_round({"train_loss": None, "lr": 0.0, "failures": {}, **row}, cfg)
     for rnd in range(start, cfg.num_rounds + 1):
         t0 = time.perf_counter()
         sampled = sample_clients(cfg, rnd)
         good, failed = fed.send("train", rnd, algo.configure_train(rnd, sampled))
         _check_failures(cfg, "training", rnd, failed, len(sampled))
+        t1 = time.perf_counter()
         train_metrics = algo.aggregate_train(rnd, good) if good else {}
+        timing.update({"train_wall_s": t1 - t0, "aggregate_s": time.perf_counter() - t1, "train": client_times(good)})
         losses = [float(c["metrics"]["loss"]) for c in good.values() if "loss" in c["metrics"]]
         row: dict[str, Any] = {
             "round": rnd,
@@ -107,9 +119,10 @@ def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
             "failures": {str(c): r for c, r in failed.items()},
         }
         if rnd in cfg.eval_rounds:
-            row.update(_evaluate(cfg, fed, algo, rnd, everyone))
-            _save_adapters(cfg, folder, rnd, algo)
+            row.update(_evaluate(cfg, fed, algo, rnd, everyone, timing))
+            _save_adapters(cfg, folder, rnd, algo, peft_config)
         row["time_s"] = time.perf_counter() - t0
+        row["timing"], timing = timing, {}
         rows.append(row)
         folder.write_metrics(rows)
         diagnostics = algo.diagnostics()
@@ -133,10 +146,23 @@ def _check_failures(cfg: RunConfig, step: str, rnd: int, failed: dict[int, str],
                         f"{cfg.max_failure_rate}); reasons: {failed}")
 
 
-def _evaluate(cfg: RunConfig, fed: Federation, algo: ServerAlgorithm, rnd: int, clients: list[int]) -> dict[str, Any]:
+def _evaluate(cfg: RunConfig, fed: Federation, algo: ServerAlgorithm, rnd: int, clients: list[int],
+              timing: dict[str, Any]) -> dict[str, Any]:
+    t0 = time.perf_counter()
     good, failed = fed.send("evaluate", rnd, algo.configure_evaluate(rnd, clients))
+    timing.update({"evaluate_wall_s": time.perf_counter() - t0, "evaluate": client_times(good)})
     _check_failures(cfg, "evaluation", rnd, failed, len(clients))
     return {"eval": algo.aggregate_evaluate(rnd, good), "eval_failures": {str(c): r for c, r in failed.items()}}
+
+
+def client_times(replies: dict[int, RecordDict]) -> dict[str, dict[str, float]]:
+    """Per client: the process that served it, its base-model load count, its message's wall time
+    and the seconds of each phase inside (`time/train`, `time/generate`, ...)."""
+    out = {}
+    for cid, content in sorted(replies.items()):
+        m = metrics_of(content)
+        out[str(cid)] = {k: v for k, v in m.items() if k.startswith("time") or k in ("pid", "load_count")}
+    return out
 
 
 def _restore(cfg: RunConfig, folder: RunFolder, algo: ServerAlgorithm) -> int:
@@ -160,9 +186,9 @@ def _restore(cfg: RunConfig, folder: RunFolder, algo: ServerAlgorithm) -> int:
     return last + 1
 
 
-def _save_adapters(cfg: RunConfig, folder: RunFolder, rnd: int, algo: ServerAlgorithm) -> None:
+def _save_adapters(cfg: RunConfig, folder: RunFolder, rnd: int, algo: ServerAlgorithm, peft_config) -> None:
     for name, state in algo.adapters().items():
-        folder.save_adapter(rnd, name, state, LoraSpec.from_config(cfg).peft_config(), cfg.model_name_or_path)
+        folder.save_adapter(rnd, name, state, peft_config, cfg.model_name_or_path)
 
 
 def _log_round(row: dict[str, Any], cfg: RunConfig) -> None:

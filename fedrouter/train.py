@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from fedrouter.data.prompt import IGNORE_INDEX, Encoded
+from fedrouter.timing import timed
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ def batch_plan(n: int, cfg, rng: np.random.Generator) -> list[np.ndarray]:
     return [order[s * cfg.batch_size : (s + 1) * cfg.batch_size] for s in range(steps)]
 
 
+@timed("train")
 def train_adapter(
     backbone,
     examples: Sequence[Encoded],

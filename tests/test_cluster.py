@@ -119,3 +119,25 @@ def test_state_roundtrip_for_resume():
     assert other.mapping == srv.mapping
     np.testing.assert_array_equal(other.centroids, srv.centroids)
     np.testing.assert_array_equal(other.adapters_by_cluster[1]["w.lora_B.weight"], np.ones(3))
+
+
+def test_silhouette_curve_with_shared_distances_equals_per_k_silhouette(seed):
+    from sklearn.metrics import silhouette_score
+
+    rng = np.random.default_rng(seed)
+    pts = np.concatenate([rng.normal(c, 0.3, size=(30, 5)) for c in (0.0, 3.0, 6.0)])
+    curve = cluster.silhouette_curve(pts, 2, 5, seed=seed)
+    for k, score in curve.items():
+        expected = silhouette_score(pts, cluster.kmeans(pts, k, seed)[1])  # distances recomputed for this k
+        assert score == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+def test_kmeans_reuses_an_identical_fit_and_hands_out_copies(seed):
+    rng = np.random.default_rng(seed)
+    pts = rng.normal(size=(50, 4))
+    cents, labels = cluster.kmeans(pts, 3, seed)
+    cents[:] = 0.0  # a caller mutating its result must not change the next caller's
+    again, labels_again = cluster.kmeans(pts.copy(), 3, seed)
+    fresh = cluster.KMeans(n_clusters=3, n_init=10, random_state=seed).fit(pts)
+    np.testing.assert_array_equal(labels_again, fresh.labels_)
+    np.testing.assert_array_equal(again, fresh.cluster_centers_.astype(np.float32))

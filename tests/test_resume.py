@@ -25,7 +25,7 @@ def final_state(cfg):
     adapter = {f"{p.parent.name}/{k}": v for p in sorted((cfg.run_dir / "adapters" / f"round_{cfg.num_rounds}").glob("*/adapter_model.safetensors"))
                for k, v in load_file(str(p)).items()}
     assert adapter
-    strip = [{k: v for k, v in r.items() if k != "time_s" and k != "train"} for r in rows]
+    strip = [{k: v for k, v in r.items() if k not in ("time_s", "timing", "train")} for r in rows]
     for r in strip:
         r.get("eval", {}).pop("time_s", None)
     return strip, adapter

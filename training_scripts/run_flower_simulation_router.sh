@@ -31,7 +31,7 @@ split_strategy=${split_strategy:-single}     # single | dual | all
 train_split=${train_split:-0.8}
 evaluation_mode=${evaluation_mode:-local}    # local | global | data_local_eval_global | data_global_eval_local
 gpu=${gpu:-true}                             # use a GPU when one is visible
-client_resources_cpus=${client_resources_cpus:-2}   # CPUs per virtual client (Ray)
+client_resources_cpus=${client_resources_cpus:-1}   # CPUs per virtual client (Ray): 1 = one worker per core
 client_resources_gpus=${client_resources_gpus:-0}   # GPUs per virtual client; 0.25 = 4 clients share a GPU
 preset=${preset:-}                           # optional TOML preset, e.g. configs/paper.toml
 extra=${extra:-}                             # further key=value settings, space separated

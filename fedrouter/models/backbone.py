@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from fedrouter.models.loader import ModelSpec, load_model, load_tokenizer
+from fedrouter.timing import phase
 
 log = logging.getLogger("fedrouter.models")
 
@@ -126,5 +127,6 @@ def get_backbone(cfg) -> Backbone:
     if key not in _CACHE:
         # A process serves one model at a time: drop other entries so memory never holds two.
         _CACHE.clear()
-        _CACHE[key] = Backbone(*key)
+        with phase("load"):
+            _CACHE[key] = Backbone(*key)
     return _CACHE[key]

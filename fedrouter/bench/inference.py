@@ -1,0 +1,149 @@
+"""Routed evaluation ours vs the reference way, and our generation vs a plain batched `model.generate`.
+
+Both run in this process on a finished run's adapters, centroids and test samples."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fedrouter import cluster
+from fedrouter.algorithms import fedrouter as fr
+from fedrouter.bench.replay import client_runtime, restored_server
+from fedrouter.config import RunConfig
+from fedrouter.data.prompt import encode_prompt
+from fedrouter.evaluate import generate, rouge
+from fedrouter.models.backbone import get_backbone
+from fedrouter.models.loader import ModelSpec, load_model
+
+
+@torch.inference_mode()
+def plain_generate(model, tok, instructions: Sequence[str], cfg: RunConfig) -> list[str]:
+    """The baseline: prompts in their given order, fixed batches, each left-padded to its longest
+    prompt, one `model.generate` call per batch (greedy, KV cache, same max_new_tokens)."""
+    encoded = [encode_prompt(tok, ins, cfg.seq_length) for ins in instructions]
+    out = []
+    for start in range(0, len(encoded), cfg.batch_size_eval):
+        batch = encoded[start : start + cfg.batch_size_eval]
+        width = max(len(e) for e in batch)
+        ids = torch.tensor([[tok.pad_token_id] * (width - len(e)) + e for e in batch])
+        mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in batch])
+        gen = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                             max_new_tokens=cfg.max_new_tokens, do_sample=False, num_beams=1, use_cache=True,
+                             pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        out += [t.strip() for t in tok.batch_decode(gen[:, width:], skip_special_tokens=True)]
+    return out
+
+
+@torch.inference_mode()
+def _mean_pooled(model, tok, texts: Sequence[str], cfg: RunConfig) -> np.ndarray:
+    """The same instruction embedding as fedrouter.embed.base_embeddings, on a plain base model."""
+    vecs = []
+    for start in range(0, len(texts), cfg.batch_size_eval):
+        enc = tok(list(texts[start : start + cfg.batch_size_eval]), return_tensors="pt", padding=True,
+                  truncation=True, max_length=cfg.seq_length)
+        hidden = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                       output_hidden_states=True).hidden_states[-1].float()
+        mask = enc["attention_mask"].unsqueeze(-1).float()
+        vecs.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).numpy())
+    return np.concatenate(vecs)
+
+
+def reference_routed_eval(cfg: RunConfig, client_id: int, centroids: np.ndarray, candidates: np.ndarray,
+                          adapter_dirs: dict[int, Path]) -> tuple[list[str], np.ndarray, float, int]:
+    """The reference's evaluation of one client: a fresh base model for the embedding pass, then per
+    routed cluster a fresh base model + `PeftModel.from_pretrained(adapter folder)` + plain generate.
+    Returns (predictions, routed cluster per sample, seconds spent loading, number of loads)."""
+    from peft import PeftModel
+
+    spec, tok = ModelSpec.from_config(cfg), get_backbone(cfg).tokenizer  # one tokenizer: generous to the reference
+    test = _test(cfg, client_id)
+    instructions = [r["instruction"] for r in test]
+    start = time.perf_counter()
+    base = load_model(spec)
+    load_s = time.perf_counter() - start
+    routed = cluster.nearest(_mean_pooled(base, tok, instructions, cfg), centroids, candidates)
+    preds = [""] * len(test)
+    groups = np.unique(routed)
+    for g in groups:
+        idx = np.flatnonzero(routed == g)
+        start = time.perf_counter()
+        model = PeftModel.from_pretrained(load_model(spec), str(adapter_dirs[int(g)]))
+        model.eval()
+        load_s += time.perf_counter() - start
+        for i, p in zip(idx, plain_generate(model, tok, [instructions[i] for i in idx], cfg), strict=True):
+            preds[i] = p
+    rouge(preds, [r["response"] for r in test])
+    return preds, routed, load_s, 1 + len(groups)
+
+
+def _test(cfg: RunConfig, client_id: int) -> list[dict[str, Any]]:
+    from fedrouter.data.federated import client_data
+
+    return client_data(cfg, client_id).test
+
+
+def routed_eval_speedup(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+    """Every client's routed evaluation of the run's last round, ours (the real client half on the
+    process's one backbone: embed the test set, route, swap adapters, bucketed generation, ROUGE)
+    against the reference way, client by client, on the same samples, centroids and adapters."""
+    server, rnd = restored_server(cfg, run_dir)
+    contents = server.configure_evaluate(rnd, list(range(cfg.num_clients)))
+    adapter_dirs = {int(p.name.split("_")[1]): p for p in (run_dir / "adapters" / f"round_{rnd}").iterdir()}
+    client = fr.FedRouterClient()
+    ours_s = ref_s = load_s = 0.0
+    same_route = same_pred = total = loads = 0
+    with tempfile.TemporaryDirectory() as store:
+        for warmup in (True, False):  # one untimed pass on client 0 for lazy imports on both sides
+            for cid in [0] if warmup else range(cfg.num_clients):
+                rt = client_runtime(cfg, cid, rnd, Path(store))
+                content = contents[cid]
+                fr._test_embeddings.cache_clear()  # ours embeds its test set once per evaluation round
+                t0 = time.perf_counter()
+                client.evaluate(rt, content)
+                t1 = time.perf_counter()
+                candidates = np.asarray(content["meta"]["candidates"], dtype=np.int64)
+                ref_preds, ref_routed, ref_load_s, ref_loads = reference_routed_eval(
+                    cfg, cid, server.centroids, candidates, adapter_dirs)
+                t2 = time.perf_counter()
+                if warmup:
+                    continue
+                ours_s, ref_s = ours_s + t1 - t0, ref_s + t2 - t1
+                load_s, loads = load_s + ref_load_s, loads + ref_loads
+                ours_routed = np.load(rt.store.dir / f"eval_r{rnd}.npz")["routed"]
+                ours_preds = [p["prediction"] for p in json.loads((rt.store.dir / f"predictions_r{rnd}.json").read_text())]
+                same_route += int((ours_routed == ref_routed).sum())
+                same_pred += sum(a == b for a, b in zip(ours_preds, ref_preds, strict=True))
+                total += len(ref_preds)
+    return {"ours_s": ours_s, "reference_s": ref_s, "speedup": ref_s / ours_s, "samples": total,
+            "reference_loads": loads, "reference_load_s": load_s,
+            "same_routing": same_route / total, "same_predictions": same_pred / total}
+
+
+def generation_efficiency(cfg: RunConfig, run_dir: Path, repeats: int = 2) -> dict[str, Any]:
+    """Our `generate` (length-bucketed) against `plain_generate` on the same backbone, adapter and
+    prompts (every client's test set, in client order); best of `repeats` alternated timings."""
+    server, _ = restored_server(cfg, run_dir)
+    backbone = get_backbone(cfg)
+    backbone.activate("main")
+    backbone.set_state(next(iter(server.adapters_by_cluster.values())))
+    prompts = [r["instruction"] for cid in range(cfg.num_clients) for r in _test(cfg, cid)]
+    ours, plain = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a = generate(backbone, prompts, cfg)
+        t1 = time.perf_counter()
+        b = plain_generate(backbone.model, backbone.tokenizer, prompts, cfg)
+        t2 = time.perf_counter()
+        ours.append(t1 - t0)
+        plain.append(t2 - t1)
+    return {"prompts": len(prompts), "ours_s": min(ours), "plain_s": min(plain),
+            "ours_prompts_per_s": len(prompts) / min(ours), "plain_prompts_per_s": len(prompts) / min(plain),
+            "efficiency": min(plain) / min(ours), "same_outputs": sum(x == y for x, y in zip(a, b, strict=True)) / len(a)}

@@ -1,0 +1,88 @@
+"""The benchmark's verdicts (ratio vs target) and its markdown rendering."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# name -> (what is measured, target as text, passes(value))
+TARGETS: dict[str, tuple[str, str, Any]] = {
+    "overhead": ("overhead: wall time of the federated rounds / their compute (8 clients)", "<= 1.15",
+                 lambda v: v <= 1.15),
+    "routed_eval_speedup": ("routed-evaluation speedup: reference way / ours, same samples and adapters",
+                            ">= 5x", lambda v: v >= 5.0),
+    "generation_efficiency": ("generation efficiency: our throughput / plain batched `model.generate`", ">= 0.9",
+                              lambda v: v >= 0.9),
+    "memory": ("memory: workers' peak RSS / (workers x one process with one base model + adapters)", "<= 1.5",
+               lambda v: v <= 1.5),
+    "server_s": ("server at 1,000 clients x 4 centroids x 2,048 dims: global clustering + aggregation (s)",
+                 "< 2 s", lambda v: v < 2.0),
+}
+
+
+PHASE_LABELS = {
+    "load": "load: tokenizer + base model + PEFT wrap (once per worker)",
+    "data": "data: partition + tokenization (once per client per worker)",
+    "embed": "embed: training set at setup, test set at evaluation",
+    "cluster": "local clustering: k-means + silhouette curve",
+    "train": "training",
+    "route": "routing: nearest centroid",
+    "generate": "generation",
+    "rouge": "ROUGE",
+    "global_cluster": "server: global clustering",
+    "aggregate": "server: aggregation",
+}
+
+
+def verdicts(values: dict[str, float]) -> list[dict[str, Any]]:
+    return [{"name": name, "what": what, "value": values[name], "target": target, "pass": bool(ok(values[name]))}
+            for name, (what, target, ok) in TARGETS.items() if name in values]
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    fmt = [[f"{c:.3f}" if isinstance(c, float) else str(c) for c in row] for row in rows]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in fmt])
+
+
+def markdown(r: dict[str, Any]) -> str:
+    out = [f"### `python -m fedrouter.bench{r['argv']}` — {r['date']}", "",
+           f"Machine: {r['machine']}. Bench wall time: {r['bench_wall_s']:.0f} s.", "",
+           f"Run measured: {r['run']}", ""]
+    out += [_table(["ratio", "measured", "target", ""],
+                   [[v["what"], f"{v['value']:.2f}", v["target"], "PASS" if v["pass"] else "FAIL"] for v in r["ratios"]])]
+    ov = r["overhead"]
+    out += ["", "**Phases of the 8-client run** (client phases summed over all client messages, in worker-seconds; "
+            "server phases and overhead in wall seconds):", ""]
+    out += [_table(["phase", "seconds"], [[PHASE_LABELS.get(k, k), v] for k, v in r["phases"].items()]
+                   + [["Flower/serialization overhead, rounds (wall - compute)", ov["overhead_s"]],
+                      ["Flower/serialization overhead, setup step (incl. worker start-up)", ov["setup_overhead_s"]]])]
+    out += ["", _table(["stage", "wall s", "compute s (critical path)", "wall / compute"],
+                       [[s["stage"], s["wall_s"], s["compute_s"], f"{s['wall_s'] / s['compute_s']:.2f}"]
+                        for s in ov["stages"]])]
+    re_, ge, mem = r["routed_eval"], r["generation"], r["memory"]
+    out += ["", f"**Routed evaluation** ({re_['samples']} test samples, {r['clients']} clients): ours "
+            f"{re_['ours_s']:.2f} s, reference way {re_['reference_s']:.2f} s, of which "
+            f"{re_['reference_load_s']:.2f} s in {re_['reference_loads']} base-model loads (+ PEFT wrap): "
+            f"{1000 * re_['reference_load_s'] / re_['reference_loads']:.0f} ms each. Same routing for "
+            f"{re_['same_routing']:.0%} of samples, identical predictions for {re_['same_predictions']:.0%}.",
+            "", f"**Generation** ({ge['prompts']} prompts): ours {ge['ours_prompts_per_s']:.1f} prompts/s, plain "
+            f"{ge['plain_prompts_per_s']:.1f} prompts/s; identical outputs for {ge['same_outputs']:.0%}.",
+            "", f"**Memory**: {mem['workers']} worker process(es), peak RSS "
+            f"{', '.join(f'{m:.0f}' for m in mem['worker_peaks_mb'])} MB; one fresh process serving one "
+            f"client (setup, training, routed evaluation) {mem['one_process_mb']:.0f} MB. {mem['counted']}"]
+    if r.get("scaling"):
+        out += ["", "**Scaling** (one round: training + a 4-sample evaluation; records per client fixed):", "",
+                _table(["clients", "records/task", "workers", "round wall s", "training stage wall s",
+                        "train s per client", "server aggregation s", "server global clustering s",
+                        "workers' peak RSS MB"],
+                       [[s["clients"], s["dataset_sample"], s["workers"], s["round_wall_s"], s["train_wall_s"],
+                         s["train_per_client_s"], s["aggregate_s"], s["global_cluster_s"],
+                         f"{s['worker_peak_rss_mb']:.0f}"] for s in r["scaling"]])]
+    sv = r["server"]
+    out += ["", f"**Server at scale** ({sv['clients']} clients x {sv['centroids_per_client']} centroids x "
+            f"{sv['dim']} dims, adapters of {sv['adapter_params']:,} parameters ({r['server_adapter']})): global "
+            f"clustering {sv['global_clustering_s']:.2f} s (k-means fits and the silhouette curve over k_range "
+            f"{sv['of_which_kmeans_and_silhouette_s']:.2f} s, mapping {sv['of_which_mapping_s']:.3f} s; one bare "
+            f"k-means K=4 of the same points {sv['bare_kmeans_s']:.2f} s), aggregation of "
+            f"{sv['clients']} adapters {sv['aggregation_s']:.2f} s (deserialization included)."]
+    return "\n".join(out) + "\n"
