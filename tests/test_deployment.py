@@ -88,6 +88,22 @@ class ProcessTree:
         return [f"{p.pid} {' '.join(p.cmdline())[:120]}" for p in self.seen.values() if _alive(p)]
 
 
+def stop_all(procs: list[subprocess.Popen], trees: list[ProcessTree]) -> None:
+    """Stop what a test started as the launcher does: SIGTERM to the started processes (Flower's
+    stop their own children), then SIGTERM to any of their descendants still running, by PID."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        p.wait(timeout=60)
+    for tree in trees:
+        tree.stop()
+    leftovers = [p for t in trees for p in t.seen.values() if _alive(p)]
+    for p in leftovers:
+        p.terminate()
+    psutil.wait_procs(leftovers, timeout=20)
+
+
 def _alive(p: psutil.Process) -> bool:
     try:
         return p.is_running() and p.status() != psutil.STATUS_ZOMBIE  # is_running also checks PID reuse
@@ -181,8 +197,8 @@ def test_launchers_are_valid_shell():
 # --- real processes ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # ~40-75 s: a TLS SuperLink with --enable-supernode-auth and four SuperNodes
 def test_tls_supernode_auth_admits_registered_nodes_only(tmp_path):
-    """~40 s: a TLS SuperLink with --enable-supernode-auth and four SuperNodes, no ClientApp run."""
     certs = tmp_path / "certs"
     subprocess.run(["sh", str(SCRIPTS / "make_certificates.sh"), str(certs), "2"], check=True, capture_output=True)
     port = free_ports(5)
@@ -243,14 +259,7 @@ def test_tls_supernode_auth_admits_registered_nodes_only(tmp_path):
         assert procs["no_key"].returncode != 0 and "must be registered" in logs["no_key"]
         assert procs["plaintext"].returncode != 0 and "could not establish a connection" in logs["plaintext"]
     finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.terminate()
-        for p in procs.values():
-            p.wait(timeout=30)
-        for tree in trees:
-            tree.stop()
-    time.sleep(2)  # Flower's helper processes exit when they see their parent gone
+        stop_all(list(procs.values()), trees)
     assert [s for t in trees for s in t.survivors()] == []
 
 
@@ -338,10 +347,7 @@ def test_simulation_on_an_existing_ray_cluster_matches(tmp_path, reference):
         # The clients ran in the cluster's workers (their logs are in its session folder).
         assert list(temp_dir.glob("session_*/logs/worker-*.out"))
     finally:
-        head.terminate()  # `ray start --block` stops the cluster's processes on SIGTERM
-        head.wait(timeout=60)
-        tree.stop()
+        stop_all([head], [tree])  # `ray start --block` stops the cluster's processes on SIGTERM
         shutil.rmtree(temp_dir, ignore_errors=True)
     assert eval_rows(cfg.run_dir) == eval_rows(reference.run_dir)
-    time.sleep(2)
     assert tree.survivors() == []

@@ -3,7 +3,8 @@
 # separate processes on 127.0.0.1, `flwr run` of the app on them, then every process it started
 # stopped (at the end, on failure, on Ctrl-C). Offline; exit code 0 only when the run completed.
 # Usage: num_supernodes=4 sh training_scripts/run_deployment_local.sh "fed_alg='fedrouter' num_clients=4 sample_clients=4"
-# The argument is flwr's --run-config string (keys of pyproject's [tool.flwr.app.config]).
+# The argument is flwr's --run-config string (keys of pyproject's [tool.flwr.app.config]; flwr
+# takes a preset .toml only alone, so give a preset's values as key=value here).
 # SuperNode i holds data partition i (--node-config partition-id=i) and keeps its client-private
 # state in its own folder; the run folder (<output_dir>/<sim_alias>_seed<seed>) is the ServerApp's.
 num_supernodes=${num_supernodes:-}            # SuperNodes (= clients); default: num_clients of the run config, else 8
@@ -46,25 +47,37 @@ descendants() {  # every process below PID $1
   done
 }
 
+running() {  # the PIDs among $@ that still run (a zombie has ended; it only awaits its parent)
+  [ "$#" -gt 0 ] || return 0
+  ps -o pid=,stat= -p "$(echo "$@" | tr -s ' ' ',')" 2>/dev/null | awk '$2 !~ /^Z/ {print $1}'
+}
+
+await_exit() {  # await_exit SECONDS PID...: wait up to SECONDS for them to end; prints those still running
+  deadline=$(($(date +%s) + $1))
+  shift
+  while [ -n "$(running "$@")" ] && [ "$(date +%s)" -lt "$deadline" ]; do
+    sleep 0.5
+  done
+  running "$@"
+}
+
 cleanup() {
   status=$?
   trap - EXIT INT TERM
-  # The processes started here, and what they started (SuperExec, ServerApp/ClientApp processes),
-  # listed before any is signalled so none is missed after being re-parented.
-  targets=""
-  while read -r _name pid; do
-    targets="$targets $(descendants "$pid" | tr '\n' ' ') $pid"
-  done < "$pids_file"
-  [ -n "${targets# }" ] && kill $targets 2>/dev/null || true
-  waited=0
-  while [ "$waited" -lt 20 ]; do
-    alive=""
-    for pid in $targets; do kill -0 "$pid" 2>/dev/null && alive="$alive $pid"; done
-    [ -z "$alive" ] && break
-    sleep 0.5
-    waited=$((waited + 1))
-  done
-  for pid in $targets; do kill -9 "$pid" 2>/dev/null || true; done
+  started=$(awk '{print $2}' "$pids_file")
+  # What the started processes started (SuperExec, ServerApp/ClientApp processes), listed before
+  # any is signalled so none is missed once re-parented.
+  children=""
+  for pid in $started; do children="$children $(descendants "$pid" | tr '\n' ' ')"; done
+  # Flower's processes stop their own children on SIGTERM; whatever remains is stopped by PID.
+  # shellcheck disable=SC2086
+  {
+    kill $started 2>/dev/null || true
+    left=$(await_exit 15 $started $children)
+    [ -z "$left" ] || { kill $left 2>/dev/null || true; left=$(await_exit 5 $left); }
+    [ -z "$left" ] || kill -9 $left 2>/dev/null || true
+  }
+  wait 2>/dev/null || true  # reap this shell's background processes
   echo "stopped every process started for this federation (logs in $work_dir/logs)"
   exit "$status"
 }
@@ -119,11 +132,10 @@ EOF
 # shellcheck disable=SC2086
 FLWR_HOME="$work_dir/superlink" start superlink flower-superlink $superlink_security \
   --host 127.0.0.1 --port "$superlink_port" --disable-runtime-dependency-installation
-waited=0
+deadline=$(($(date +%s) + startup_timeout))
 until flwr ls "$connection" --format json > /dev/null 2>&1; do
   check_alive
-  waited=$((waited + 2))
-  [ "$waited" -gt "$startup_timeout" ] && { echo "SuperLink not reachable on 127.0.0.1:$superlink_port" >&2; exit 1; }
+  [ "$(date +%s)" -gt "$deadline" ] && { echo "SuperLink not reachable on 127.0.0.1:$superlink_port" >&2; exit 1; }
   sleep 2
 done
 echo "SuperLink up on 127.0.0.1:$superlink_port (tls=$tls, supernode_auth=$supernode_auth)"
@@ -144,19 +156,22 @@ while [ "$i" -lt "$num_supernodes" ]; do
     --node-config "partition-id=$i num-partitions=$num_supernodes client-state-dir='$state_dir'"
   i=$((i + 1))
 done
-waited=0
+deadline=$(($(date +%s) + startup_timeout))
 until [ "$(flwr supernode ls "$connection" --format json 2>/dev/null | python3 -c \
   "import json,sys; print(sum(n['status'] == 'online' for n in json.load(sys.stdin)['nodes']))" 2>/dev/null)" \
   = "$num_supernodes" ]; do
   check_alive
-  waited=$((waited + 2))
-  [ "$waited" -gt "$startup_timeout" ] && { echo "not all $num_supernodes SuperNodes connected" >&2; exit 1; }
+  [ "$(date +%s)" -gt "$deadline" ] && { echo "not all $num_supernodes SuperNodes connected" >&2; exit 1; }
   sleep 2
 done
 echo "$num_supernodes SuperNodes connected; client state under $client_state_root"
 
 # --- the run ----------------------------------------------------------------------------------
-flwr run . "$connection" --stream --run-config "$overrides"
+# In the background + `wait`: a shell runs its traps only between commands, and `wait` is where
+# a TERM sent to this script takes effect at once.
+flwr run . "$connection" --stream --run-config "$overrides" &
+echo "flwr_run $!" >> "$pids_file"
+wait $!
 # `flwr run --stream` exits 0 even when the run failed: ask the SuperLink for the run's status.
 status=$(flwr ls "$connection" --format json | python3 -c "import json,sys; print(json.load(sys.stdin)['runs'][-1]['status'])")
 echo "flwr run status: ${status}"
