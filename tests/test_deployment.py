@@ -315,7 +315,8 @@ def test_deployment_on_loopback_matches_the_simulation(tmp_path, reference):
 
     # Assert: nothing left running
     started = [line.split() for line in (work / "pids").read_text().splitlines()]
-    assert [name for name, _ in started] == ["superlink"] + [f"supernode_{i}" for i in range(4)]
+    assert [name for name, _ in started] == ["superlink", *(f"supernode_{i}" for i in range(4)), "flwr_run"]
+    assert not any(_alive(psutil.Process(int(pid))) for _, pid in started if psutil.pid_exists(int(pid)))
     assert tree.survivors() == []
     ports = [f"127.0.0.1:{superlink_port}"] + [f"127.0.0.1:{supernode_port + i}" for i in range(4)]
     assert processes_mentioning(str(work), *ports) == []
