@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import time
@@ -18,6 +20,7 @@ from fedrouter.data.prompt import encode_example
 from fedrouter.logs import setup_process_logging
 from fedrouter.models import loader
 from fedrouter.models.backbone import get_backbone
+from fedrouter.results import RESUME_FREE_KEYS
 from fedrouter.timing import recording, timed
 from fedrouter.validation import source_problems
 
@@ -45,7 +48,13 @@ def store_root(cfg: RunConfig, context: Context) -> Path:
     """Where this client keeps private state: the SuperNode's own folder in deployment, a folder
     under the run directory (never read by the server) in simulation."""
     root = context.node_config.get("client-state-dir")
-    return Path(str(root)) if root else cfg.run_dir / "clients"
+    if not root:
+        return cfg.run_dir / "clients"
+    # A SuperNode serves many runs: one subfolder per run name and result-affecting settings, so
+    # runs never read each other's state while a resumed run (same settings) finds its own.
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in RESUME_FREE_KEYS}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    return Path(str(root)) / f"{cfg.run_dir.name}-{digest}"
 
 
 # Sized for every client a worker may serve: 2 entries made each message re-tokenize its client's data.

@@ -49,6 +49,12 @@ class ClientStore:
         return ClientState(r, arrays, meta)
 
     def save(self, state: ClientState) -> None:
+        # State of a later round belongs to an abandoned attempt (a run started over with
+        # resume=false in a folder the server cannot clear, e.g. a SuperNode's): drop it.
+        for r in self._rounds():
+            if r > state.round:
+                for suffix in (".json", ".npz"):
+                    (self.dir / f"state_r{r}{suffix}").unlink(missing_ok=True)
         # Arrays first, then the JSON that marks the round as present: a crash in between leaves
         # an orphan .npz that no load ever reads.
         if state.arrays:

@@ -14,7 +14,7 @@ import numpy as np
 from fedrouter.io import atomic_save_npz, atomic_write_json, atomic_write_text, load_npz
 
 # Settings that may change between an interrupted run and its resumption.
-RESUME_FREE_KEYS = {"resume", "client_resources_cpus", "client_resources_gpus", "max_failure_rate"}
+RESUME_FREE_KEYS = {"resume", "client_resources_cpus", "client_resources_gpus", "ray_address", "max_failure_rate"}
 
 
 class RunFolder:

@@ -51,19 +51,22 @@ def build_config(preset: str | None, overrides: list[str]) -> RunConfig:
 
 
 def backend_config(cfg: RunConfig) -> dict[str, Any]:
-    import torch
+    """Flower's Ray backend settings. Its init_args go to ray.init: a private local Ray sized to this
+    machine, or, with ray_address, an existing cluster whose own CPUs and GPUs decide how many
+    clients run at once (ray.init refuses num_cpus/num_gpus together with an address)."""
+    init_args: dict[str, Any] = {"include_dashboard": False, "logging_level": "warning", "log_to_driver": True}
+    if cfg.ray_address:
+        # The GPUs are on the cluster's machines, not necessarily on this one.
+        gpus_per_client = cfg.client_resources_gpus if cfg.gpu else 0.0
+        init_args["address"] = cfg.ray_address
+    else:
+        import torch
 
-    gpus = torch.cuda.device_count() if cfg.gpu else 0
-    return {
-        "client_resources": {"num_cpus": cfg.client_resources_cpus, "num_gpus": cfg.client_resources_gpus if gpus else 0.0},
-        "init_args": {
-            "num_cpus": max(os.cpu_count() or 1, cfg.client_resources_cpus),
-            "num_gpus": gpus,
-            "include_dashboard": False,
-            "logging_level": "warning",
-            "log_to_driver": True,
-        },
-    }
+        gpus = torch.cuda.device_count() if cfg.gpu else 0
+        gpus_per_client = cfg.client_resources_gpus if gpus else 0.0
+        init_args.update(num_cpus=max(os.cpu_count() or 1, cfg.client_resources_cpus), num_gpus=gpus)
+    return {"client_resources": {"num_cpus": cfg.client_resources_cpus, "num_gpus": gpus_per_client},
+            "init_args": init_args}
 
 
 def simulate(cfg: RunConfig) -> dict[str, Any]:

@@ -33,6 +33,7 @@ evaluation_mode=${evaluation_mode:-local}    # local | global | data_local_eval_
 gpu=${gpu:-true}                             # use a GPU when one is visible
 client_resources_cpus=${client_resources_cpus:-1}   # CPUs per virtual client (Ray): 1 = one worker per core
 client_resources_gpus=${client_resources_gpus:-0}   # GPUs per virtual client; 0.25 = 4 clients share a GPU
+ray_address=${ray_address:-}                 # Ray cluster (host:port of `ray start --head`, or auto); empty = private local Ray
 preset=${preset:-}                           # optional TOML preset, e.g. configs/paper.toml
 extra=${extra:-}                             # further key=value settings, space separated
 
@@ -56,7 +57,7 @@ for seed in $seeds; do
     model_name_or_path="$model_name_or_path" load_in_4bit="$load_in_4bit" seed="$seed" output_dir="$output_dir" \
     sim_alias="$sim_alias" fed_alg="$fed_alg" n_clusters="$n_clusters" global_n_clusters="$global_n_clusters" \
     split_strategy="$split_strategy" train_split="$train_split" evaluation_mode="$evaluation_mode" gpu="$gpu" \
-    client_resources_cpus="$client_resources_cpus" client_resources_gpus="$client_resources_gpus" $extra \
+    client_resources_cpus="$client_resources_cpus" client_resources_gpus="$client_resources_gpus" ray_address="$ray_address" $extra \
     2>&1 | tee "$log"
   status=$(tail -n 1 "$log" | grep -c '"run_dir"' || true)
   if [ "$status" != "1" ]; then echo "run for seed ${seed} failed; see ${log}" >&2; exit 1; fi
