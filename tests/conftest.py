@@ -64,7 +64,9 @@ def arrays_in(log, kinds=("train", "evaluate")):
 
 # --- what a client may send (issue: "only what an algorithm's spec sends leaves a client") ------------
 _TASK = "(qqp|gigaword|samsum|webnlg)"
-_COMMON = [r"client_id", r"time_s", r"time/\w+"]  # added by the ClientApp to every reply
+# Added by the ClientApp to every reply: who answered, timings, and the serving process's id and
+# base-model load count (how "one base model per process" is checked).
+_COMMON = [r"client_id", r"time_s", r"time/\w+", r"pid", r"load_count"]
 _METRICS = {  # (algorithm, message kind) -> allowed metric keys (regular expressions), besides _COMMON
     "train": [r"loss", r"num_samples"],
     "evaluate": [rf"(n|rouge1|rouge2|rougeL)(/{_TASK})?"],

@@ -153,7 +153,8 @@ def reference(tmp_path_factory):
 
 def test_ray_cluster_address_replaces_local_resources(tmp_path):
     local = backend_config(tiny_settings(tmp_path, client_resources_gpus=0.5, gpu=False))
-    cluster = backend_config(tiny_settings(tmp_path, ray_address="10.0.0.1:6379", client_resources_gpus=0.5))
+    cluster = backend_config(tiny_settings(tmp_path, ray_address="10.0.0.1:6379", client_resources_cpus=2,
+                                           client_resources_gpus=0.5))
     assert "address" not in local["init_args"] and local["init_args"]["num_cpus"] >= 1
     # ray.init refuses num_cpus/num_gpus with an address: the cluster's own resources count.
     assert cluster["init_args"]["address"] == "10.0.0.1:6379"
