@@ -22,8 +22,9 @@ SHARED_DISTANCES_MAX_POINTS = 8192
 
 @timed("cluster")
 def kmeans(points: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(centroids k x d, labels n) from scikit-learn's k-means (k-means++, 10 restarts)."""
-    points = np.ascontiguousarray(points, dtype=np.float64)
+    """(centroids k x d, labels n) from scikit-learn's k-means (k-means++, 10 restarts), in float32
+    like the embeddings themselves (a quarter less time than float64 at 4,000 x 2,048 points)."""
+    points = np.ascontiguousarray(points, dtype=np.float32)
     if not 1 <= k <= len(points):
         raise ValueError(f"k={k} must be between 1 and the number of points ({len(points)})")
     key = (hashlib.blake2b(points.tobytes(), digest_size=16).digest(), points.shape, k, seed)

@@ -79,7 +79,7 @@ class RunConfig:
     embedding: str = _f("base", "base (mean last hidden state) | sentence (sentence-transformers)")
     sentence_model: str = _f("", "sentence-transformers model path; empty = packaged all-MiniLM-L6-v2")
     sim_round: int = _f(3, "FedCluster: round at which clients are grouped")
-    diagnostics: bool = _f(True, "FedRouter: clients also send per-cluster counts of the true task labels (aggregates, never per-sample labels) so purity, ARI and routing accuracy can be logged; false in a real federation")
+    diagnostics: bool = _f(True, "FedRouter analysis outputs: clients send per-cluster counts of the true task labels (aggregates, never per-sample labels) for purity, ARI and routing accuracy, and silhouette curves over k_range are computed even with a fixed k; false in a real federation")
     # --- run ------------------------------------------------------------------------------------
     seed: int = _f(0, "seed of the split, LoRA init, batches and k-means")
     output_dir: str = _f("output", "parent folder of the run folders")

@@ -120,8 +120,9 @@ def local_clusters(rt: ClientRuntime) -> ClientState:
     if rt.cfg.n_clusters == "auto":
         k, scores = cluster.choose_k(emb, *rt.cfg.k_bounds(), seed=seed)
         log.info("client %d: silhouette %s -> k=%d", rt.client_id, {kk: round(s, 3) for kk, s in scores.items()}, k)
-    else:
-        k, scores = int(rt.cfg.n_clusters), cluster.silhouette_curve(emb, *rt.cfg.k_bounds(), seed=seed)
+    else:  # the curve is a diagnostic then (the paper's Figure 7): computed only when asked for
+        k = int(rt.cfg.n_clusters)
+        scores = cluster.silhouette_curve(emb, *rt.cfg.k_bounds(), seed=seed) if rt.cfg.diagnostics else {}
     meta: dict[str, Any] = {"silhouette": {str(kk): s for kk, s in scores.items()}}
     distinct = len(np.unique(emb, axis=0))  # identical inputs embed identically: k-means needs k distinct points
     if k > distinct:
@@ -170,9 +171,9 @@ class FedRouterServer(ServerAlgorithm):
         if self.cfg.global_n_clusters == "auto":
             k, scores = cluster.choose_k(points, *self.cfg.k_bounds(), seed=seed)
             log.info("global silhouette %s -> K=%d", {kk: round(s, 3) for kk, s in scores.items()}, k)
-        else:
+        else:  # with K fixed the curve is a diagnostic (Figure 8): at 1,000 clients it costs 7 k-means fits
             k = min(int(self.cfg.global_n_clusters), len(points))
-            scores = cluster.silhouette_curve(points, *self.cfg.k_bounds(), seed=seed)
+            scores = cluster.silhouette_curve(points, *self.cfg.k_bounds(), seed=seed) if self.cfg.diagnostics else {}
         self.centroids, _ = cluster.kmeans(points, k, seed)
         for cid in cids:
             self.mapping[cid] = [int(x) for x in cluster.nearest(local[cid]["centroids"], self.centroids)]

@@ -81,7 +81,7 @@ def run(tmp: str, scaling: list[int], server_clients: int, server_adapter: str, 
     values = {"overhead": ov["ratio"], "routed_eval_speedup": routed["speedup"],
               "generation_efficiency": generation["efficiency"], "memory": mem_ratio}
     if server_clients >= 1000:
-        values["server_s"] = srv["total_s"]
+        values["server_s"] = srv["clustering_and_aggregation_s"]
     return {
         "argv": argv.rstrip(),
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),

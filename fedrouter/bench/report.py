@@ -14,8 +14,8 @@ TARGETS: dict[str, tuple[str, str, Any]] = {
                               lambda v: v >= 0.9),
     "memory": ("memory: workers' peak RSS / (workers x one process with one base model + adapters)", "<= 1.5",
                lambda v: v <= 1.5),
-    "server_s": ("server at 1,000 clients x 4 centroids x 2,048 dims: global clustering + aggregation (s)",
-                 "< 2 s", lambda v: v < 2.0),
+    "server_s": ("server at 1,000 clients x 4 centroids x 2,048 dims: global clustering + aggregation (s; "
+                 "Flower's deserialization of the adapters reported apart)", "< 2 s", lambda v: v < 2.0),
 }
 
 
@@ -81,8 +81,9 @@ def markdown(r: dict[str, Any]) -> str:
     sv = r["server"]
     out += ["", f"**Server at scale** ({sv['clients']} clients x {sv['centroids_per_client']} centroids x "
             f"{sv['dim']} dims, adapters of {sv['adapter_params']:,} parameters ({r['server_adapter']})): global "
-            f"clustering {sv['global_clustering_s']:.2f} s (k-means fits and the silhouette curve over k_range "
-            f"{sv['of_which_kmeans_and_silhouette_s']:.2f} s, mapping {sv['of_which_mapping_s']:.3f} s; one bare "
-            f"k-means K=4 of the same points {sv['bare_kmeans_s']:.2f} s), aggregation of "
-            f"{sv['clients']} adapters {sv['aggregation_s']:.2f} s (deserialization included)."]
+            f"clustering {sv['global_clustering_s']:.2f} s (k-means {sv['of_which_kmeans_and_silhouette_s']:.2f} s, "
+            f"mapping {sv['of_which_mapping_s']:.3f} s; one bare k-means K=4 of the same points "
+            f"{sv['bare_kmeans_s']:.2f} s), aggregation of {sv['clients']} adapters {sv['aggregation_s']:.2f} s, of "
+            f"which {sv['of_which_deserialization_s']:.2f} s is Flower deserializing them (`Array.numpy`). With "
+            "`diagnostics=true` the server also computes the silhouette curve over k_range (7 more k-means fits)."]
     return "\n".join(out) + "\n"
