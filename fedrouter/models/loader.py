@@ -109,6 +109,19 @@ def load_tokenizer(spec: ModelSpec):
     return tok
 
 
+def _keep_4bit_layers_trainable(model) -> None:
+    """bitsandbytes 0.50, on CPUs with AVX512-BF16, repacks a Linear4bit's weights for a faster
+    kernel the first time the layer runs in eval mode, and computes it with that kernel from then on,
+    in training too; the kernel has no backward pass, so after a first generation (e.g. the round-0
+    evaluation) LoRA training silently stops learning. One model serves generation and training in
+    every process here, so the repacking is switched off."""
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
+
+
 def load_model(spec: ModelSpec):
     """A fresh base model (frozen). Callers go through the per-process cache in backbone.py."""
     global LOAD_COUNT
@@ -141,6 +154,8 @@ def load_model(spec: ModelSpec):
         ) from exc
     if "quantization_config" not in kwargs:
         model.to(spec.device)
+    elif spec.load_in_4bit and spec.device.type == "cpu":
+        _keep_4bit_layers_trainable(model)
     model.requires_grad_(False)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = model.config.eos_token_id
