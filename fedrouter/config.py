@@ -71,7 +71,7 @@ class RunConfig:
     evaluation_mode: str = _f("", "local | global | data_local_eval_global | data_global_eval_local")
     router: str = _f("", "local | global; empty = implied by evaluation_mode (FedRouter only)")
     # --- algorithm ------------------------------------------------------------------------------
-    fed_alg: str = _f("fedit", "fedit | fedrouter (alias clustered) | local | fedcluster | fedsa | feddpa")
+    fed_alg: str = _f("fedrouter", "fedrouter (alias clustered) | fedit | local | fedcluster | fedsa | feddpa")
     n_clusters: str = _f("1", "local clusters per client (FedRouter); int or auto")
     global_n_clusters: str = _f("4", "global clusters (FedRouter) / client groups (FedCluster); int or auto")
     k_range: str = _f("2,8", "min,max k tried by auto (silhouette)")
