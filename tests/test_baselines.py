@@ -56,7 +56,7 @@ def test_fedsa_shares_a_only_and_keeps_b_personal(tmp_path, sent):
     assert len(evals) == 4
     saved = np.load(cfg.run_dir / "checkpoint" / "server_r2.npz")
     for _, a in evals:
-        assert all(np.array_equal(a[k], evals[0][1][k]) and np.array_equal(a[k], saved[f"global_A/{k}"]) for k in a)
+        assert all(np.array_equal(a[k], evals[0][1][k]) and np.array_equal(a[k], saved[f"global/{k}"]) for k in a)
 
 
 def test_fedcluster_groups_clients_of_the_same_task(tmp_path, sent):

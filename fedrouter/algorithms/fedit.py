@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 from flwr.app import RecordDict
 
-from fedrouter.aggregate import weighted_average
+from fedrouter.aggregate import select, weighted_average
 from fedrouter.algorithms.base import (
     Algorithm,
     ClientAlgorithm,
@@ -36,9 +36,15 @@ class FedITClient(ClientAlgorithm):
 
 
 class FedITServer(ServerAlgorithm):
+    """One shared adapter, FedAvg'd over the replies (weighted by samples trained on). Subclasses
+    share only part of it (`PART`: FedSA-LoRA keeps B on the clients)."""
+
+    PART = "all"  # which LoRA matrices are shared: "all", "lora_A" or "lora_B"
+    SAVED_AS = "global"  # adapter folder name at evaluation rounds
+
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.global_adapter: dict[str, np.ndarray] | None = None
+        self.global_adapter: dict[str, np.ndarray] | None = None  # None = the shared seeded init
 
     def _with_adapter(self, client_ids: Sequence[int]) -> dict[int, RecordDict]:
         if self.global_adapter is None:
@@ -49,7 +55,8 @@ class FedITServer(ServerAlgorithm):
         return self._with_adapter(client_ids)
 
     def aggregate_train(self, rnd, replies):
-        states = [from_record(c["adapter"]) for c in replies.values()]
+        # select(): whatever a client sends, only the shared part is ever aggregated.
+        states = [select(from_record(c["adapter"]), self.PART) for c in replies.values()]
         weights = [metrics_of(c)["num_samples"] for c in replies.values()]
         self.global_adapter = weighted_average(states, weights)
         return {}
@@ -58,7 +65,7 @@ class FedITServer(ServerAlgorithm):
         return self._with_adapter(client_ids)
 
     def adapters(self):
-        return {"global": self.global_adapter} if self.global_adapter is not None else {}
+        return {self.SAVED_AS: self.global_adapter} if self.global_adapter is not None else {}
 
     def state_dict(self):
         arrays = {f"global/{k}": v for k, v in (self.global_adapter or {}).items()}

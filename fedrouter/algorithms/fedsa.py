@@ -9,24 +9,20 @@ A with the client's own B.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from flwr.app import RecordDict
 
-from fedrouter.aggregate import select, weighted_average
+from fedrouter.aggregate import select
 from fedrouter.algorithms.base import (
     Algorithm,
     ClientAlgorithm,
     ClientRuntime,
-    ServerAlgorithm,
     from_record,
-    metrics_of,
     register,
     reply,
     score_groups,
-    to_record,
 )
+from fedrouter.algorithms.fedit import FedITServer
 from fedrouter.client_state import ClientState
 from fedrouter.evaluate import summarize_client
 from fedrouter.models.backbone import AdapterState
@@ -61,38 +57,12 @@ class FedSAClient(ClientAlgorithm):
         return reply(summarize_client(scores, [r["task"] for r in rt.data.test]))
 
 
-class FedSAServer(ServerAlgorithm):
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        self.global_a: AdapterState | None = None  # lora_A keys only; None = the seeded init
+class FedSAServer(FedITServer):
+    """FedIT's server on the A matrices alone: `global_adapter` holds lora_A keys only. What it saves
+    at evaluation rounds is that shared half (not a loadable PEFT adapter on its own)."""
 
-    def _with_a(self, client_ids) -> dict[int, RecordDict]:
-        if self.global_a is None:
-            return {cid: RecordDict() for cid in client_ids}
-        return {cid: RecordDict({"adapter": to_record(self.global_a)}) for cid in client_ids}
-
-    def configure_train(self, rnd, client_ids):
-        return self._with_a(client_ids)
-
-    def aggregate_train(self, rnd, replies):
-        # select() again: whatever a client sends, only A is ever aggregated.
-        states = [select(from_record(c["adapter"]), "lora_A") for c in replies.values()]
-        weights = [metrics_of(c)["num_samples"] for c in replies.values()]
-        self.global_a = weighted_average(states, weights)
-        return {}
-
-    def configure_evaluate(self, rnd, client_ids):
-        return self._with_a(client_ids)
-
-    def adapters(self) -> dict[str, AdapterState]:
-        # Only the shared half exists on the server (not a loadable PEFT adapter on its own).
-        return {"global_A": self.global_a} if self.global_a is not None else {}
-
-    def state_dict(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {f"global_A/{k}": v for k, v in (self.global_a or {}).items()}, {}
-
-    def load_state_dict(self, arrays, meta) -> None:
-        self.global_a = {k.split("/", 1)[1]: v for k, v in arrays.items()} or None
+    PART = "lora_A"
+    SAVED_AS = "global_A"
 
 
 ALGORITHM = register(Algorithm("fedsa", FedSAServer, FedSAClient,
