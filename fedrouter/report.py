@@ -41,6 +41,7 @@ REFERENCE = "fedrouter"  # the method whose relative gain over every other is re
 METRIC_NAMES = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
 PER_RUN_KEYS = {"fed_alg", "sim_alias", "seed", "output_dir"}  # settings allowed to differ within a scenario
 DASH = "–"
+ZERO_SHOT = "base model, zero-shot (round 0)"
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,17 @@ def cell_stats(runs: list[Run], key: str) -> dict[tuple[str, str], Stat]:
         if key in r.results["final"]:
             values[(r.scenario, r.method)].append(float(r.results["final"][key]))
     return {cell: Stat(*mean_and_std(v), len(v)) for cell, v in values.items()}
+
+
+def zero_shot_stats(runs: list[Run], key: str) -> dict[str, Stat]:
+    """scenario -> Stat over seeds of the round-0 evaluation (the base model before any training,
+    the same for every method of a scenario and seed: one run per seed counts)."""
+    per_seed: dict[str, dict[int, float]] = defaultdict(dict)
+    for r in sorted(runs, key=lambda r: r.method):
+        row = next((x for x in RunFolder(r.path).read_metrics() if x["round"] == 0 and x.get("eval")), None)
+        if row is not None and key in row["eval"]:
+            per_seed[r.scenario].setdefault(r.seed, float(row["eval"][key]))
+    return {s: Stat(*mean_and_std(list(v.values())), len(v)) for s, v in per_seed.items()}
 
 
 def relative_gain(ours: float, baseline: float) -> float | None:
@@ -166,9 +178,11 @@ def markdown_report(runs: list[Run], output_dir: Path) -> str:
     for key in ROUGE_KEYS:
         stats = cell_stats(runs, key)
         g = gains(stats)
+        base = zero_shot_stats(runs, key)
+        base_row = [[ZERO_SHOT] + [str(base[s]) if s in base else DASH for s in scenarios]] if base else []
         out += ["", f"## {METRIC_NAMES[key]}", "",
-                _md_table(["method", *scenarios], [[m] + [str(stats[(s, m)]) if (s, m) in stats else DASH
-                                                          for s in scenarios] for m in methods])]
+                _md_table(["method", *scenarios], base_row + [[m] + [str(stats[(s, m)]) if (s, m) in stats else DASH
+                                                                     for s in scenarios] for m in methods])]
         baselines = [m for m in methods if m != REFERENCE]
         if any(cell in g for cell in ((s, m) for s in scenarios for m in baselines)):
             out += ["", f"Relative gain of {REFERENCE} ({METRIC_NAMES[key]}):", "",
@@ -180,9 +194,11 @@ def markdown_report(runs: list[Run], output_dir: Path) -> str:
         in_s = [r for r in runs if r.scenario == s]
         tasks = task_names(in_s)
         per_task = {t: cell_stats(in_s, f"rouge1/{t}") for t in tasks}
+        zero = {t: zero_shot_stats(in_s, f"rouge1/{t}") for t in tasks}
         out += ["", f"### {s}", "",
-                _md_table(["method", *tasks], [[m] + [str(per_task[t][(s, m)]) if (s, m) in per_task[t] else DASH
-                                                       for t in tasks] for m in ordered({r.method for r in in_s}, METHODS)])]
+                _md_table(["method", *tasks], [[ZERO_SHOT] + [str(zero[t][s]) if s in zero[t] else DASH for t in tasks]]
+                  + [[m] + [str(per_task[t][(s, m)]) if (s, m) in per_task[t] else DASH
+                            for t in tasks] for m in ordered({r.method for r in in_s}, METHODS)])]
     missing = incomplete_runs(output_dir)
     if missing:
         out += ["", f"Run folders without results (running, interrupted or failed; not counted): {', '.join(missing)}"]

@@ -26,6 +26,7 @@ from fedrouter.report import (
     relative_gain,
     results_csv,
     write_report,
+    zero_shot_stats,
 )
 from fedrouter.results import RunFolder
 
@@ -47,7 +48,9 @@ def make_run(root: Path, scenario: str, method: str, seed: int, rouge1: float, p
     final.update({f"rouge1/{t}": v for t, v in (per_task or {}).items()})
     folder = RunFolder(cfg.run_dir)
     folder.write_config(cfg.to_dict())
-    folder.write_metrics([{"round": 1, "train_loss": 2.0, "eval": {**final, "rouge1": rouge1 / 2}},
+    zero_shot = {"rouge1": 0.01 * (seed + 1), "rouge2": 0.0, "rougeL": 0.01}  # the base model: same for every method
+    folder.write_metrics([{"round": 0, "train_loss": None, "eval": zero_shot},
+                          {"round": 1, "train_loss": 2.0, "eval": {**final, "rouge1": rouge1 / 2}},
                           {"round": 2, "train_loss": 1.5, "eval": final}])
     if complete:
         folder.write_results({"final_round": 2, "final": final, "fed_alg": method, "seed": seed, "total_time_s": 1.0})
@@ -243,3 +246,13 @@ def test_tiny_matrix_runs_reports_and_resumes(tmp_path):
     assert again.stdout.count("=== skipped") == 4
     assert [p.stat().st_mtime_ns for p in results] == mtimes
     assert time.perf_counter() - t0 < 120  # only the report ran, no simulation
+
+
+def test_zero_shot_row_counts_each_seed_once(matrix):
+    """Round 0 is the base model: every method of a scenario and seed has the same, counted once."""
+    stats = zero_shot_stats(load_runs(matrix), "rouge1")
+    assert stats["generalization"].n == 2 and stats["generalization"].mean == pytest.approx(0.015)
+    assert stats["interference"].n == 1 and stats["interference"].mean == pytest.approx(0.01)
+    row = next(line for line in markdown_report(load_runs(matrix), matrix).splitlines()
+               if line.startswith("| base model, zero-shot (round 0) |"))
+    assert row == "| base model, zero-shot (round 0) | 0.0100 ± – (n=1) | 0.0150 ± 0.0071 (n=2) |"  # interference first
