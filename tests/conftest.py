@@ -34,6 +34,19 @@ def tiny_settings(tmp_path: Path, **overrides):
     return RunConfig.from_mapping(base)
 
 
+def metrics_without_timings(run_dir: Path) -> list[dict]:
+    """metrics.jsonl rows without what depends on the clock (wall times, per-phase timings, pids):
+    what two runs of the same settings and seed must agree on exactly."""
+    import json
+
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    for r in rows:
+        r.pop("time_s", None)
+        r.pop("timing", None)
+        r.get("eval", {}).pop("time_s", None)
+    return rows
+
+
 @pytest.fixture
 def sent(monkeypatch):
     """Every (kind, round, contents by client, good replies by client) the server exchanges."""

@@ -18,7 +18,7 @@ import psutil
 import pytest
 from flwr.app import Context, RecordDict
 
-from conftest import REPO, tiny_settings
+from conftest import REPO, metrics_without_timings, tiny_settings
 from fedrouter.client_app import store_root
 from fedrouter.client_state import ClientState, ClientStore
 from fedrouter.config import RunConfig
@@ -129,15 +129,6 @@ def run_config_arg(settings: dict) -> str:
         return repr(str(v)) if isinstance(v, str) else str(v)
 
     return " ".join(f"{k}={toml(v)}" for k, v in settings.items())
-
-
-def eval_rows(run_dir: Path) -> list[dict]:
-    """metrics.jsonl without wall-clock times."""
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    for r in rows:
-        r.pop("time_s", None)
-        r.get("eval", {}).pop("time_s", None)
-    return rows
 
 
 @pytest.fixture(scope="module")
@@ -294,7 +285,7 @@ def test_deployment_on_loopback_matches_the_simulation(tmp_path, reference):
     assert proc.returncode == 0, out[-4000:]
     assert "flwr run status: finished:completed" in out
     run_dir = Path(settings["output_dir"]) / reference.run_dir.name
-    assert eval_rows(run_dir) == eval_rows(reference.run_dir)
+    assert metrics_without_timings(run_dir) == metrics_without_timings(reference.run_dir)
     assert json.loads((run_dir / "diagnostics.json").read_text()) == json.loads(
         (reference.run_dir / "diagnostics.json").read_text())
     for name in ("cluster_0", "cluster_1", "cluster_2", "cluster_3"):
@@ -351,5 +342,5 @@ def test_simulation_on_an_existing_ray_cluster_matches(tmp_path, reference):
     finally:
         stop_all([head], [tree])  # `ray start --block` stops the cluster's processes on SIGTERM
         shutil.rmtree(temp_dir, ignore_errors=True)
-    assert eval_rows(cfg.run_dir) == eval_rows(reference.run_dir)
+    assert metrics_without_timings(cfg.run_dir) == metrics_without_timings(reference.run_dir)
     assert tree.survivors() == []

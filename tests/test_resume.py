@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from conftest import REPO, tiny_settings
+from conftest import REPO, metrics_without_timings, tiny_settings
 from fedrouter.simulate import simulate
 
 SETTINGS = dict(fed_alg="fedit", num_rounds=4, eval_round="2,4", max_steps=2, max_new_tokens=6)
@@ -21,14 +20,10 @@ SETTINGS = dict(fed_alg="fedit", num_rounds=4, eval_round="2,4", max_steps=2, ma
 
 def final_state(cfg):
     """Metrics rows (without timings) and every adapter the server saved at the last round."""
-    rows = [json.loads(line) for line in (cfg.run_dir / "metrics.jsonl").read_text().splitlines()]
     adapter = {f"{p.parent.name}/{k}": v for p in sorted((cfg.run_dir / "adapters" / f"round_{cfg.num_rounds}").glob("*/adapter_model.safetensors"))
                for k, v in load_file(str(p)).items()}
     assert adapter
-    strip = [{k: v for k, v in r.items() if k not in ("time_s", "timing", "train")} for r in rows]
-    for r in strip:
-        r.get("eval", {}).pop("time_s", None)
-    return strip, adapter
+    return metrics_without_timings(cfg.run_dir), adapter
 
 
 def test_same_seed_identical_and_different_seed_differs(tmp_path):
