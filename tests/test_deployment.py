@@ -182,7 +182,8 @@ def test_saving_a_round_drops_state_of_later_rounds(tmp_path):
 
 
 def test_launchers_are_valid_shell():
-    for name in ("run_deployment_local.sh", "make_certificates.sh", "run_flower_simulation_router.sh"):
+    for name in ("run_deployment_local.sh", "make_certificates.sh", "run_flower_simulation_router.sh", "run_flwr_local.sh",
+                 "run_paper_experiments.sh", "run_generalization.sh", "run_paper_setting.sh"):
         subprocess.run(["sh", "-n", str(SCRIPTS / name)], check=True)
 
 
@@ -253,6 +254,37 @@ def test_tls_supernode_auth_admits_registered_nodes_only(tmp_path):
     finally:
         stop_all(list(procs.values()), trees)
     assert [s for t in trees for s in t.survivors()] == []
+
+
+@pytest.mark.slow  # ~1-2 min: `flwr run .` starts a detached SuperLink that runs the simulation
+def test_flwr_run_local_completes_offline_and_leaves_no_process(tmp_path, reference):
+    # Prepare: the simulation's settings and seed as `--run-config`, a private FLWR_HOME
+    defaults = RunConfig().to_dict()
+    settings = {**{k: v for k, v in reference.to_dict().items() if v != defaults[k]},
+                "output_dir": str(tmp_path / "output")}
+    home = tmp_path / "flwr_home"
+    cmd = ["sh", str(SCRIPTS / "run_flwr_local.sh"), run_config_arg(settings)]
+
+    # Execute: `flwr run . --stream` on Flower's local Simulation Runtime, then the script's cleanup
+    proc = subprocess.Popen(cmd, cwd=REPO, env=flower_env(FLWR_HOME=str(home)), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    tree = ProcessTree(proc.pid)
+    try:
+        out, _ = proc.communicate(timeout=900)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 15)
+            proc.wait(timeout=60)
+        tree.stop()
+
+    # Assert: completed offline with the simulation's results; no SuperLink or worker left running
+    assert proc.returncode == 0, out[-4000:]
+    assert "flwr run status: finished:completed" in out
+    run_dir = Path(settings["output_dir"]) / reference.run_dir.name
+    assert metrics_without_timings(run_dir) == metrics_without_timings(reference.run_dir)
+    time.sleep(2)
+    assert tree.survivors() == []
+    assert processes_mentioning(str(home)) == []
 
 
 @pytest.mark.slow  # ~5-10 min on 2 CPUs: every ClientApp message is a new process on its SuperNode
