@@ -193,5 +193,6 @@ def help_table() -> str:
     """Markdown table of every setting, its default and meaning (used by the README and --help)."""
     rows = ["| setting | default | meaning |", "| --- | --- | --- |"]
     for f in dataclasses.fields(RunConfig):
-        rows.append(f"| `{f.name}` | `{f.default}` | {f.metadata['help']} |")
+        meaning = f.metadata["help"].replace("|", "\\|")  # a bare | would split the cell
+        rows.append(f"| `{f.name}` | `{f.default}` | {meaning} |")
     return "\n".join(rows)

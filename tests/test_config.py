@@ -8,7 +8,7 @@ import pytest
 import tomllib
 
 from conftest import REPO
-from fedrouter.config import ConfigError, RunConfig
+from fedrouter.config import ConfigError, RunConfig, help_table
 from fedrouter.validation import validate
 
 
@@ -16,6 +16,11 @@ def test_pyproject_app_config_equals_code_defaults():
     app_cfg = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
     defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
     assert app_cfg == defaults
+
+
+def test_readme_settings_table_matches_the_code():
+    """The README's settings table is help_table()'s output: defaults and meanings cannot drift."""
+    assert help_table() in (REPO / "README.md").read_text()
 
 
 def test_parsing_strings_and_unknown_keys():
