@@ -40,6 +40,10 @@ METHODS = ("fedit", "local", "fedcluster", "fedsa", "feddpa", "fedrouter")  # th
 REFERENCE = "fedrouter"  # the method whose relative gain over every other is reported
 METRIC_NAMES = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
 PER_RUN_KEYS = {"fed_alg", "sim_alias", "seed", "output_dir"}  # settings allowed to differ within a scenario
+# The evaluation router is a method's own choice (FedRouter's global router vs each client's own
+# cluster, run_generalization.sh): listed per method, not flagged. What clients are tested on must
+# still match, so it is compared resolved (evaluation_mode can set it).
+ROUTER_KEYS = {"router", "evaluation_mode"}
 DASH = "–"
 ZERO_SHOT = "base model, zero-shot (round 0)"
 
@@ -142,18 +146,25 @@ def _gain_text(gain: float | None) -> str:
     return DASH if gain is None else f"{gain * 100:+.1f} %"
 
 
-def scenario_settings(runs: list[Run], scenario: str) -> tuple[RunConfig, list[str]]:
-    """The scenario's resolved settings (from the reference method's run when there is one) and every
-    setting that differs between its runs beyond method and seed (should be none)."""
+def scenario_settings(runs: list[Run], scenario: str) -> tuple[RunConfig, list[str], dict[str, str]]:
+    """The scenario's resolved settings (from the reference method's run when there is one), every
+    setting that differs between its runs beyond method and seed (should be none), and the router
+    of each method whose router differs from the reference's."""
     folders = [r for r in runs if r.scenario == scenario]
     folders.sort(key=lambda r: (r.method != REFERENCE, r.method, r.seed))
-    configs = [(r, RunFolder(r.path).read_config() or {}) for r in folders]
-    base = {k: v for k, v in configs[0][1].items() if k not in PER_RUN_KEYS}
-    problems = []
+    configs = [(r, RunConfig.from_mapping(RunFolder(r.path).read_config() or {})) for r in folders]
+
+    def compared(cfg: RunConfig) -> dict[str, Any]:
+        values = {k: v for k, v in cfg.to_dict().items() if k not in PER_RUN_KEYS | ROUTER_KEYS}
+        return {**values, "test_distribution": cfg.resolved_test_distribution}
+
+    base_cfg = configs[0][1]
+    problems, routers = [], {}
     for r, cfg in configs[1:]:
-        diffs = config_differences(base, {k: v for k, v in cfg.items() if k not in PER_RUN_KEYS})
-        problems += [f"{scenario}/{r.method}_seed{r.seed}: {d}" for d in diffs]
-    return RunConfig.from_mapping(configs[0][1]), problems
+        problems += [f"{scenario}/{r.method}_seed{r.seed}: {d}" for d in config_differences(compared(base_cfg), compared(cfg))]
+        if cfg.resolved_router != base_cfg.resolved_router:
+            routers[r.method] = cfg.resolved_router
+    return base_cfg, problems, routers
 
 
 def markdown_report(runs: list[Run], output_dir: Path) -> str:
@@ -163,15 +174,18 @@ def markdown_report(runs: list[Run], output_dir: Path) -> str:
            "Final-round scores, mean ± sample std (ddof=1) over seeds; n = completed seeds; "
            f"{DASH} = no completed run (as a std: a single seed). Gain = ({REFERENCE} - baseline) / baseline "
            "of the means.", "", "## Scenarios", ""]
-    rows, mismatches = [], []
+    rows, mismatches, variants = [], [], []
     for s in scenarios:
-        cfg, problems = scenario_settings(runs, s)
+        cfg, problems, routers = scenario_settings(runs, s)
         mismatches += problems
+        variants += [f"{s}/{m}: router={r}" for m, r in sorted(routers.items())]
         rows.append([s, cfg.split_strategy, cfg.resolved_test_distribution, cfg.resolved_router, cfg.n_clusters,
                      cfg.global_n_clusters, str(cfg.num_clients), str(cfg.num_rounds), str(cfg.max_steps),
                      cfg.model_name_or_path])
     out.append(_md_table(["scenario", "split", "tested on", "router", "local k", "global K", "clients", "rounds",
                           "steps/round", "model"], rows))
+    if variants:
+        out += ["", f"Routers other than the scenario's (FedRouter variants): {', '.join(variants)}."]
     if mismatches:
         out += ["", "**Settings differ within a scenario** (the comparison is not like for like):", ""]
         out += [f"- {m}" for m in mismatches]

@@ -133,6 +133,20 @@ def test_settings_that_differ_within_a_scenario_are_flagged(tmp_path):
     assert "single/fedit_seed0: num_rounds: 2 -> 3" in md
 
 
+def test_a_router_variant_is_listed_not_flagged(tmp_path):
+    # run_generalization.sh's variant: FedRouter where each client uses its own cluster's adapter
+    make_run(tmp_path, "generalization", "fedrouter", 0, 0.5)
+    make_run(tmp_path, "generalization", "fedrouter_own_cluster", 0, 0.2, router="local")
+    make_run(tmp_path, "generalization", "fedit", 0, 0.4, router="", test_distribution="", evaluation_mode="global")
+    md = markdown_report(load_runs(tmp_path), tmp_path)
+    assert "Settings differ" not in md
+    assert "generalization/fedrouter_own_cluster: router=local" in md
+    # what clients are tested on must still match
+    make_run(tmp_path, "generalization", "local", 0, 0.2, test_distribution="same")
+    md = markdown_report(load_runs(tmp_path), tmp_path)
+    assert "generalization/local_seed0: test_distribution: 'all' -> 'same'" in md
+
+
 def test_report_without_runs_fails_clearly(tmp_path, capsys):
     assert main([str(tmp_path)]) == 1
     assert "no completed runs" in capsys.readouterr().err
