@@ -1,4 +1,6 @@
-"""Seed table of one experiment: `python -m fedrouter.summary OUTPUT_DIR --alias NAME` (mean ± std)."""
+"""Seed table of one experiment: `python -m fedrouter.summary OUTPUT_DIR --alias NAME` (mean ± std).
+
+Prints the table and writes it to OUTPUT_DIR/NAME_summary.md and NAME_summary.csv."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from fedrouter.evaluate import ROUGE_KEYS
+from fedrouter.io import atomic_write_text
 
 
 def aliases(output_dir: Path) -> list[str]:
@@ -44,12 +47,39 @@ def mean_std(values: list[float]) -> str:
     return format_mean_std(*mean_and_std(values))
 
 
-def seed_table(results: dict[int, dict]) -> str:
+def zero_shot(output_dir: Path, alias: str, seeds) -> dict[int, dict[str, float]]:
+    """seed -> the round-0 evaluation (the base model before training), where the run had one."""
+    from fedrouter.results import RunFolder
+
+    out = {}
+    for seed in seeds:
+        rows = RunFolder(Path(output_dir) / f"{alias}_seed{seed}").read_metrics()
+        row = next((r for r in rows if r["round"] == 0 and r.get("eval")), None)
+        if row is not None:
+            out[seed] = row["eval"]
+    return out
+
+
+def seed_table(results: dict[int, dict], base: dict[int, dict[str, float]] | None = None) -> str:
+    """Final scores per seed, their mean ± std, and (when known) the base model's zero-shot scores."""
     rows = ["| seed | " + " | ".join(ROUGE_KEYS) + " |", "| --- |" + " --- |" * len(ROUGE_KEYS)]
     for seed, res in sorted(results.items()):
         rows.append(f"| {seed} | " + " | ".join(f"{res['final'][k]:.4f}" for k in ROUGE_KEYS) + " |")
     rows.append("| mean ± std | " + " | ".join(mean_std([r["final"][k] for r in results.values()]) for k in ROUGE_KEYS) + " |")
+    if base:
+        rows.append("| base model, zero-shot (round 0), mean ± std | "
+                    + " | ".join(mean_std([b[k] for b in base.values()]) for k in ROUGE_KEYS) + " |")
     return "\n".join(rows)
+
+
+def seed_csv(results: dict[int, dict], base: dict[int, dict[str, float]]) -> str:
+    """One row per seed: final ROUGE-1/2/L and, where known, the zero-shot ones."""
+    header = ["seed", *ROUGE_KEYS, *(f"zero_shot_{k}" for k in ROUGE_KEYS)]
+    lines = [",".join(header)]
+    for seed, res in sorted(results.items()):
+        zs = [f"{base[seed][k]:.6f}" if seed in base else "" for k in ROUGE_KEYS]
+        lines.append(",".join([str(seed), *(f"{res['final'][k]:.6f}" for k in ROUGE_KEYS), *zs]))
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,8 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     if not results:
         print(f"no completed runs named {args.alias}_seed* in {args.output_dir}", file=sys.stderr)
         return 1
-    print(f"\n{args.alias}: final scores over {len(results)} seed(s)\n")
-    print(seed_table(results))
+    base = zero_shot(Path(args.output_dir), args.alias, results)
+    table = f"{args.alias}: final scores over {len(results)} seed(s)\n\n{seed_table(results, base)}\n"
+    out = Path(args.output_dir)
+    atomic_write_text(out / f"{args.alias}_summary.md", table)
+    atomic_write_text(out / f"{args.alias}_summary.csv", seed_csv(results, base))
+    print("\n" + table)
+    print(f"(written to {out / (args.alias + '_summary.md')} and .csv)")
     return 0
 
 
