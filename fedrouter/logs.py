@@ -13,6 +13,10 @@ def setup_process_logging(level: int = logging.INFO) -> None:
     """Make 'fedrouter.*' log lines visible in this process (idempotent)."""
     root = logging.getLogger("fedrouter")
     root.setLevel(level)
+    # bitsandbytes, on CPUs with AVX512-BF16, warns at import that it cannot fetch an optional 4-bit
+    # kernel from the hub ("pip install kernels"). loader.py switches that kernel off anyway (it has
+    # no backward pass), so the line is noise in every worker's log.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     if not any(getattr(h, "_fedrouter", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(logging.Formatter(FORMAT, "%H:%M:%S"))
