@@ -10,6 +10,7 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
+import torch
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
@@ -74,6 +75,11 @@ def runtime(msg: Message, context: Context) -> ClientRuntime:
     setup_process_logging()
     cid = client_id_of(context)
     rnd = int(msg.content["ctx"]["round"])
+    # client_resources_cpus torch threads in every engine: Ray gives a simulation worker that many
+    # (OMP_NUM_THREADS), a SuperNode's ClientApp process would take every core. Float sums then
+    # differ in their last bits, and a deployment run would not reproduce the simulation's numbers.
+    if torch.get_num_threads() != cfg.client_resources_cpus:
+        torch.set_num_threads(cfg.client_resources_cpus)
     backbone = get_backbone(cfg)
     # Data and tokenized examples are built once per client per process and reused every round.
     data, examples = _client_examples(cfg, cid)

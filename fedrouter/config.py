@@ -87,7 +87,7 @@ class RunConfig:
     resume: bool = _f(True, "continue from the last completed round when the run folder has a checkpoint")
     max_failure_rate: float = _f(0.5, "stop the run when more than this share of a round's clients fail")
     inject_fault: str = _f("", "testing aid: 'client:round[:nan]' entries, comma-separated; that client's training raises (or returns NaN)")
-    client_resources_cpus: int = _f(1, "CPUs per virtual client (Ray): workers = CPUs / this, each with this many torch threads")
+    client_resources_cpus: int = _f(1, "CPUs per virtual client (Ray): workers = CPUs / this, each with this many torch threads (also the torch threads of a deployed ClientApp)")
     client_resources_gpus: float = _f(0.0, "GPUs per virtual client (Ray); fractions share a device")
     ray_address: str = _f("", "simulation: Ray cluster to run the clients on (host:port of its head, or auto); empty = start a private local Ray")
 
