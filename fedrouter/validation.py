@@ -14,10 +14,11 @@ from fedrouter.config import (
     ConfigError,
     RunConfig,
 )
+from fedrouter.data.builtin import TASKS
+from fedrouter.data.splits import SPLIT_ALIASES
+from fedrouter.data.splits import SPLIT_STRATEGIES as SPLITS
 
-SPLITS = ("single", "dual", "all")
-SPLIT_ALIASES = {"multitask_clusters": "single", "multitask_multi_domain": "dual", "multitask_iid": "all"}
-NUM_TASKS = 4
+NUM_TASKS = len(TASKS)
 
 
 def problems(cfg: RunConfig, sources: bool = True) -> list[str]:
