@@ -109,9 +109,9 @@ def zero_shot_stats(runs: list[Run], key: str) -> dict[str, Stat]:
     the same for every method of a scenario and seed: one run per seed counts)."""
     per_seed: dict[str, dict[int, float]] = defaultdict(dict)
     for r in sorted(runs, key=lambda r: r.method):
-        row = next((x for x in RunFolder(r.path).read_metrics() if x["round"] == 0 and x.get("eval")), None)
-        if row is not None and key in row["eval"]:
-            per_seed[r.scenario].setdefault(r.seed, float(row["eval"][key]))
+        base = RunFolder(r.path).read_zero_shot()
+        if base is not None and key in base:
+            per_seed[r.scenario].setdefault(r.seed, float(base[key]))
     return {s: Stat(*mean_and_std(list(v.values())), len(v)) for s, v in per_seed.items()}
 
 

@@ -40,6 +40,10 @@ class RunFolder:
             return []
         return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
 
+    def read_zero_shot(self) -> dict[str, float] | None:
+        """The round-0 evaluation (the base model before any training), if the run had one."""
+        return next((r["eval"] for r in self.read_metrics() if r["round"] == 0 and r.get("eval")), None)
+
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
         # Rewritten whole each round (small): atomic, and a resume can drop rounds it will redo.
         text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)

@@ -14,6 +14,7 @@ import numpy as np
 
 from fedrouter.evaluate import ROUGE_KEYS
 from fedrouter.io import atomic_write_text
+from fedrouter.results import RunFolder
 
 
 def aliases(output_dir: Path) -> list[str]:
@@ -49,15 +50,8 @@ def mean_std(values: list[float]) -> str:
 
 def zero_shot(output_dir: Path, alias: str, seeds) -> dict[int, dict[str, float]]:
     """seed -> the round-0 evaluation (the base model before training), where the run had one."""
-    from fedrouter.results import RunFolder
-
-    out = {}
-    for seed in seeds:
-        rows = RunFolder(Path(output_dir) / f"{alias}_seed{seed}").read_metrics()
-        row = next((r for r in rows if r["round"] == 0 and r.get("eval")), None)
-        if row is not None:
-            out[seed] = row["eval"]
-    return out
+    found = {seed: RunFolder(Path(output_dir) / f"{alias}_seed{seed}").read_zero_shot() for seed in seeds}
+    return {seed: ev for seed, ev in found.items() if ev is not None}
 
 
 def seed_table(results: dict[int, dict], base: dict[int, dict[str, float]] | None = None) -> str:
