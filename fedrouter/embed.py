@@ -8,6 +8,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from fedrouter.models.backbone import last_hidden_state
 from fedrouter.timing import timed
 
 
@@ -27,7 +28,7 @@ def base_embeddings(backbone, texts: Sequence[str], max_len: int, batch_size: in
             idx = order[start : start + batch_size]
             enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=max_len)
             enc = {k: v.to(backbone.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-            hidden = model(**enc, output_hidden_states=True).hidden_states[-1].float()
+            hidden = last_hidden_state(model, enc["input_ids"], enc["attention_mask"]).float()
             mask = enc["attention_mask"].unsqueeze(-1).float()
             chunks.append((idx, ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu().numpy()))
     if chunks:

@@ -99,3 +99,13 @@ def test_overhead_is_round_wall_over_critical_path_compute():
     assert np.isclose(result["rounds_compute_s"], 2.8)
     assert np.isclose(result["ratio"], 3.5 / 2.8)
     assert np.isclose(result["overhead_s"], 0.7)
+
+
+def test_bench_report_states_the_measured_client_count_and_orders_phases():
+    from fedrouter.bench.report import _phase_order, verdicts
+
+    ratios = verdicts({"overhead": 1.1, "routed_eval_speedup": 4.0}, clients=4)
+    assert ratios[0]["what"].endswith("(4 clients)") and ratios[0]["pass"]
+    assert ratios[1]["name"] == "routed_eval_speedup" and not ratios[1]["pass"]
+    assert _phase_order({"aggregate": 1.0, "custom": 1.0, "train": 1.0, "load": 1.0}) == [
+        "load", "train", "aggregate", "custom"]

@@ -38,3 +38,28 @@ def test_base_embeddings_separate_tasks_without_labels(tmp_path):
     pool = make_builtin_pool(30, seed=3)
     _, labels = cluster.kmeans(embed(get_backbone(cfg), [r["instruction"] for r in pool], cfg), 4, seed=0)
     assert cluster.purity(cluster.contingency(labels, [r["task"] for r in pool], list(TASKS), 4)) >= 0.95
+
+
+def test_decoder_only_hidden_state_equals_the_full_forward(tmp_path):
+    """Embedding passes skip the LM head (no batch x length x vocab logits) and still get exactly the
+    full causal-LM forward's last hidden state, adapters off (FedRouter) and on (FedDPA)."""
+    import torch
+
+    from fedrouter.models.backbone import last_hidden_state
+
+    backbone = get_backbone(tiny_settings(tmp_path))  # the process's shared one: restored at the end
+    model, before, was_training = backbone.model, backbone.get_state(), backbone.model.training
+    model.eval()
+    backbone.set_state({k: v + 0.05 for k, v in backbone.init_state(1).items()})  # a non-zero adapter
+    enc = backbone.tokenizer(["paraphrase: is it so?", "hi"], return_tensors="pt", padding=True)
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    with torch.inference_mode():
+        on = last_hidden_state(model, ids, mask)
+        assert torch.equal(on, model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1])
+        with model.disable_adapter():
+            off = last_hidden_state(model, ids, mask)
+            assert torch.equal(off, model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1])
+            assert torch.equal(off, last_hidden_state(model.get_base_model(), ids, mask))
+    backbone.set_state(before)
+    model.train(was_training)
+    assert not torch.equal(on, off)  # the adapter is applied inside the decoder

@@ -37,7 +37,7 @@ from fedrouter.algorithms.fedit import FedITServer
 from fedrouter.client_state import ClientState
 from fedrouter.data.prompt import encode_prompt
 from fedrouter.evaluate import generate, rouge, summarize_client
-from fedrouter.models.backbone import AdapterState
+from fedrouter.models.backbone import AdapterState, last_hidden_state
 from fedrouter.seeding import derive_seed
 from fedrouter.train import train_adapter
 
@@ -95,7 +95,7 @@ def last_token_embeddings(backbone, texts: Sequence[str], max_len: int, batch_si
         mask = torch.zeros_like(batch)
         for row, x in enumerate(chunk):
             batch[row, : len(x)], mask[row, : len(x)] = torch.tensor(x), 1
-        hidden = backbone.model(input_ids=batch.to(dev), attention_mask=mask.to(dev), output_hidden_states=True).hidden_states[-1]
+        hidden = last_hidden_state(backbone.model, batch.to(dev), mask.to(dev))
         last = torch.tensor([len(x) - 1 for x in chunk], device=hidden.device)
         out.append(hidden[torch.arange(len(chunk), device=hidden.device), last].float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)

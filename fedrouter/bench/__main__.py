@@ -1,6 +1,6 @@
 """`python -m fedrouter.bench [--quick] [--out DIR]`: one benchmark run on the embedded default.
 
-1. an 8-client FedRouter simulation (Flower + Ray, real apps; global router, all-task test sets,
+1. a FedRouter simulation (8 clients by default; Flower + Ray, real apps; global router, all-task test sets,
    2 rounds, evaluation at round 2): per-phase times, the overhead ratio, workers' peak memory;
 2. in this process, on that run's adapters and centroids: routed evaluation ours vs the reference
    way, and our generation vs a plain batched `model.generate`;
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scaling", default="", help="comma-separated client counts (default 4,8,16,32,64)")
     parser.add_argument("--server-clients", type=int, default=0, help="synthetic clients at the server (default 1000)")
     parser.add_argument("--server-adapter", choices=("builtin", "llama-3.2-1b"), default="builtin",
-                        help="adapter shape at the server: the built-in model's LoRA, or Llama-3.2-1B q/v r=8")
+                        help="adapter shape at the server: the run model's LoRA (builtin), or Llama-3.2-1B q/v r=8")
     parser.add_argument("overrides", nargs="*", help="key=value settings for the runs (e.g. client_resources_cpus=2)")
     args = parser.parse_args(argv)
     logging.getLogger("fedrouter").setLevel(logging.WARNING)
@@ -95,7 +95,8 @@ def run(tmp: str, scaling: list[int], server_clients: int, server_adapter: str, 
                 f"{cfg.num_rounds}; client_resources_cpus={cfg.client_resources_cpus} -> {len(loads)} worker "
                 f"process(es), base-model loads per worker: {sorted(loads.values())}."),
         "clients": cfg.num_clients,
-        "ratios": verdicts(values),
+        "model": cfg.model_name_or_path,
+        "ratios": verdicts(values, cfg.num_clients),
         "phases": runs.phase_totals(main_run.rows),
         "overhead": ov,
         "routed_eval": routed,

@@ -20,7 +20,7 @@ from fedrouter.bench.replay import client_runtime, restored_server
 from fedrouter.config import RunConfig
 from fedrouter.data.prompt import encode_prompt
 from fedrouter.evaluate import generate, rouge
-from fedrouter.models.backbone import get_backbone
+from fedrouter.models.backbone import get_backbone, last_hidden_state
 from fedrouter.models.loader import ModelSpec, load_model
 
 
@@ -49,8 +49,7 @@ def _mean_pooled(model, tok, texts: Sequence[str], cfg: RunConfig) -> np.ndarray
     for start in range(0, len(texts), cfg.batch_size_eval):
         enc = tok(list(texts[start : start + cfg.batch_size_eval]), return_tensors="pt", padding=True,
                   truncation=True, max_length=cfg.seq_length)
-        hidden = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                       output_hidden_states=True).hidden_states[-1].float()
+        hidden = last_hidden_state(model, enc["input_ids"], enc["attention_mask"]).float()
         mask = enc["attention_mask"].unsqueeze(-1).float()
         vecs.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).numpy())
     return np.concatenate(vecs)

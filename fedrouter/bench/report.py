@@ -6,7 +6,7 @@ from typing import Any
 
 # name -> (what is measured, target as text, passes(value))
 TARGETS: dict[str, tuple[str, str, Any]] = {
-    "overhead": ("overhead: wall time of the federated rounds / their compute (8 clients)", "<= 1.15",
+    "overhead": ("overhead: wall time of the federated rounds / their compute ({clients} clients)", "<= 1.15",
                  lambda v: v <= 1.15),
     "routed_eval_speedup": ("routed-evaluation speedup: reference way / ours, same samples and adapters",
                             ">= 5x", lambda v: v >= 5.0),
@@ -33,9 +33,22 @@ PHASE_LABELS = {
 }
 
 
-def verdicts(values: dict[str, float]) -> list[dict[str, Any]]:
-    return [{"name": name, "what": what, "value": values[name], "target": target, "pass": bool(ok(values[name]))}
+def verdicts(values: dict[str, float], clients: int) -> list[dict[str, Any]]:
+    return [{"name": name, "what": what.format(clients=clients), "value": values[name], "target": target,
+             "pass": bool(ok(values[name]))}
             for name, (what, target, ok) in TARGETS.items() if name in values]
+
+
+def _phase_order(phases: dict[str, float]) -> list[str]:
+    """Pipeline order (load -> ... -> server), whatever order the run's rows listed them in."""
+    known = list(PHASE_LABELS)
+    return sorted(phases, key=lambda k: known.index(k) if k in known else len(known))
+
+
+def _adapter_shape(r: dict[str, Any]) -> str:
+    if r["server_adapter"] != "builtin":
+        return r["server_adapter"]
+    return "the run's model's LoRA" if r.get("model", "builtin:tiny") != "builtin:tiny" else "builtin"
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -51,9 +64,9 @@ def markdown(r: dict[str, Any]) -> str:
     out += [_table(["ratio", "measured", "target", ""],
                    [[v["what"], f"{v['value']:.2f}", v["target"], "PASS" if v["pass"] else "FAIL"] for v in r["ratios"]])]
     ov = r["overhead"]
-    out += ["", "**Phases of the 8-client run** (client phases summed over all client messages, in worker-seconds; "
+    out += ["", f"**Phases of the {r['clients']}-client run** (client phases summed over all client messages, in worker-seconds; "
             "server phases and overhead in wall seconds):", ""]
-    out += [_table(["phase", "seconds"], [[PHASE_LABELS.get(k, k), v] for k, v in r["phases"].items()]
+    out += [_table(["phase", "seconds"], [[PHASE_LABELS.get(k, k), r["phases"][k]] for k in _phase_order(r["phases"])]
                    + [["Flower/serialization overhead, rounds (wall - compute)", ov["overhead_s"]],
                       ["Flower/serialization overhead, setup step (incl. worker start-up)", ov["setup_overhead_s"]]])]
     out += ["", _table(["stage", "wall s", "compute s (critical path)", "wall / compute"],
@@ -80,7 +93,7 @@ def markdown(r: dict[str, Any]) -> str:
                          f"{s['worker_peak_rss_mb']:.0f}"] for s in r["scaling"]])]
     sv = r["server"]
     out += ["", f"**Server at scale** ({sv['clients']} clients x {sv['centroids_per_client']} centroids x "
-            f"{sv['dim']} dims, adapters of {sv['adapter_params']:,} parameters ({r['server_adapter']})): global "
+            f"{sv['dim']} dims, adapters of {sv['adapter_params']:,} parameters ({_adapter_shape(r)})): global "
             f"clustering {sv['global_clustering_s']:.2f} s (k-means {sv['of_which_kmeans_and_silhouette_s']:.2f} s, "
             f"mapping {sv['of_which_mapping_s']:.3f} s; one bare k-means K=4 of the same points "
             f"{sv['bare_kmeans_s']:.2f} s), aggregation of {sv['clients']} adapters {sv['aggregation_s']:.2f} s, of "

@@ -17,6 +17,21 @@ log = logging.getLogger("fedrouter.models")
 AdapterState = dict[str, np.ndarray]  # PEFT key (as in adapter_model.safetensors) -> array
 
 
+def last_hidden_state(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The decoder's last hidden state (after its final norm), without the LM head.
+
+    Embedding passes need no logits: a full causal-LM forward would compute batch x length x vocab of
+    them (for Llama-3.2-1B, 128k floats per token) only to drop them. Works on a PEFT model (its
+    active adapters, or none under `disable_adapter()`, apply inside the decoder) and on a plain
+    transformers model; equal to `model(..., output_hidden_states=True).hidden_states[-1]`."""
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
+    decoder = model.base_model  # transformers: the module under `base_model_prefix`, or the model itself
+    if decoder is model:
+        return model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states[-1]
+    return decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
 @dataclass(frozen=True)
 class LoraSpec:
     r: int = 8
