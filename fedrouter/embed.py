@@ -12,6 +12,13 @@ from fedrouter.models.backbone import last_hidden_state
 from fedrouter.timing import timed
 
 
+def mean_pooled(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
+    """One batch: the last hidden state averaged over the non-padding positions (float32, on CPU)."""
+    hidden = last_hidden_state(model, input_ids, attention_mask).float()
+    mask = attention_mask.unsqueeze(-1).float()
+    return ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu().numpy()
+
+
 @torch.inference_mode()
 def base_embeddings(backbone, texts: Sequence[str], max_len: int, batch_size: int = 32) -> np.ndarray:
     """Mean over non-padding positions of the frozen base model's last hidden state for the raw
@@ -28,9 +35,7 @@ def base_embeddings(backbone, texts: Sequence[str], max_len: int, batch_size: in
             idx = order[start : start + batch_size]
             enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=max_len)
             enc = {k: v.to(backbone.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-            hidden = last_hidden_state(model, enc["input_ids"], enc["attention_mask"]).float()
-            mask = enc["attention_mask"].unsqueeze(-1).float()
-            chunks.append((idx, ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu().numpy()))
+            chunks.append((idx, mean_pooled(model, enc["input_ids"], enc["attention_mask"])))
     if chunks:
         out = np.zeros((len(texts), chunks[0][1].shape[1]), dtype=np.float32)
         for idx, vecs in chunks:

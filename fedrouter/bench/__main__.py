@@ -73,8 +73,11 @@ def run(tmp: str, scaling: list[int], server_clients: int, server_adapter: str, 
     one = memory.one_process_peak(cfg.to_dict(), str(cfg.run_dir), client_id=0)
     peaks = [main_run.worker_peaks[p] for p in sorted(main_run.worker_peaks)]
     scale = [runs.scaling_point(cfg, n) for n in scaling]
-    shapes = (server.llama_qv_lora_shapes() if server_adapter == "llama-3.2-1b"
-              else {k: v.shape for k, v in get_backbone(cfg).zero_like().items()})
+    if server_adapter == "llama-3.2-1b":
+        shapes, adapter_shape = server.llama_qv_lora_shapes(), "Llama-3.2-1B q/v r=8"
+    else:
+        shapes = {k: v.shape for k, v in get_backbone(cfg).zero_like().items()}
+        adapter_shape = f"the LoRA of {cfg.model_name_or_path}"
     srv = server.server_scale(shapes, num_clients=server_clients)
     ov = runs.overhead(main_run.rows)
     mem_ratio = sum(peaks) / (len(peaks) * one)
@@ -95,7 +98,6 @@ def run(tmp: str, scaling: list[int], server_clients: int, server_adapter: str, 
                 f"{cfg.num_rounds}; client_resources_cpus={cfg.client_resources_cpus} -> {len(loads)} worker "
                 f"process(es), base-model loads per worker: {sorted(loads.values())}."),
         "clients": cfg.num_clients,
-        "model": cfg.model_name_or_path,
         "ratios": verdicts(values, cfg.num_clients),
         "phases": runs.phase_totals(main_run.rows),
         "overhead": ov,
@@ -107,7 +109,7 @@ def run(tmp: str, scaling: list[int], server_clients: int, server_adapter: str, 
                               "not counted: the server/driver, Ray's daemons and its shared-memory object store."},
         "scaling": scale,
         "server": srv,
-        "server_adapter": server_adapter,
+        "server_adapter": adapter_shape,
         "run_wall_s": main_run.wall_s,
         "bench_wall_s": time.perf_counter() - start,
     }

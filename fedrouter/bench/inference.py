@@ -19,8 +19,9 @@ from fedrouter.algorithms import fedrouter as fr
 from fedrouter.bench.replay import client_runtime, restored_server
 from fedrouter.config import RunConfig
 from fedrouter.data.prompt import encode_prompt
+from fedrouter.embed import mean_pooled
 from fedrouter.evaluate import generate, rouge
-from fedrouter.models.backbone import get_backbone, last_hidden_state
+from fedrouter.models.backbone import get_backbone
 from fedrouter.models.loader import ModelSpec, load_model
 
 
@@ -44,14 +45,13 @@ def plain_generate(model, tok, instructions: Sequence[str], cfg: RunConfig) -> l
 
 @torch.inference_mode()
 def _mean_pooled(model, tok, texts: Sequence[str], cfg: RunConfig) -> np.ndarray:
-    """The same instruction embedding as fedrouter.embed.base_embeddings, on a plain base model."""
+    """The same instruction embedding as fedrouter.embed.base_embeddings, on a plain base model, in the
+    given order (the reference batches its texts as they come)."""
     vecs = []
     for start in range(0, len(texts), cfg.batch_size_eval):
         enc = tok(list(texts[start : start + cfg.batch_size_eval]), return_tensors="pt", padding=True,
                   truncation=True, max_length=cfg.seq_length)
-        hidden = last_hidden_state(model, enc["input_ids"], enc["attention_mask"]).float()
-        mask = enc["attention_mask"].unsqueeze(-1).float()
-        vecs.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).numpy())
+        vecs.append(mean_pooled(model, enc["input_ids"], enc["attention_mask"]))
     return np.concatenate(vecs)
 
 

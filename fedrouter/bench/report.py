@@ -45,12 +45,6 @@ def _phase_order(phases: dict[str, float]) -> list[str]:
     return sorted(phases, key=lambda k: known.index(k) if k in known else len(known))
 
 
-def _adapter_shape(r: dict[str, Any]) -> str:
-    if r["server_adapter"] != "builtin":
-        return r["server_adapter"]
-    return "the run's model's LoRA" if r.get("model", "builtin:tiny") != "builtin:tiny" else "builtin"
-
-
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     fmt = [[f"{c:.3f}" if isinstance(c, float) else str(c) for c in row] for row in rows]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -93,7 +87,7 @@ def markdown(r: dict[str, Any]) -> str:
                          f"{s['worker_peak_rss_mb']:.0f}"] for s in r["scaling"]])]
     sv = r["server"]
     out += ["", f"**Server at scale** ({sv['clients']} clients x {sv['centroids_per_client']} centroids x "
-            f"{sv['dim']} dims, adapters of {sv['adapter_params']:,} parameters ({_adapter_shape(r)})): global "
+            f"{sv['dim']} dims, adapters of {sv['adapter_params']:,} parameters ({r['server_adapter']})): global "
             f"clustering {sv['global_clustering_s']:.2f} s (k-means {sv['of_which_kmeans_and_silhouette_s']:.2f} s, "
             f"mapping {sv['of_which_mapping_s']:.3f} s; one bare k-means K=4 of the same points "
             f"{sv['bare_kmeans_s']:.2f} s), aggregation of {sv['clients']} adapters {sv['aggregation_s']:.2f} s, of "
