@@ -51,7 +51,7 @@ def metrics_without_timings(run_dir: Path) -> list[dict]:
 def sent(monkeypatch):
     """Every (kind, round, contents by client, good replies by client) the server exchanges."""
     log: list[tuple[str, int, dict[int, RecordDict], dict[int, RecordDict]]] = []
-    from fedrouter.federation import Federation
+    from fedrouter.runtime.federation import Federation
 
     original = Federation.send
 

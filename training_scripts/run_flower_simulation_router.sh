@@ -49,7 +49,7 @@ for seed in $seeds; do
   log="${output_dir}/${sim_alias}_seed${seed}_log.txt"
   echo "=== ${sim_alias} seed ${seed} -> ${output_dir}/${sim_alias}_seed${seed} (log: ${log})"
   # shellcheck disable=SC2086
-  $PY -m fedrouter.simulate ${preset:+--config "$preset"} \
+  $PY -m fedrouter.runtime.simulate ${preset:+--config "$preset"} \
     max_steps="$max_steps" num_train_epochs="$num_train_epochs" num_rounds="$num_rounds" eval_round="$eval_round" \
     batch_size="$batch_size" batch_size_eval="$batch_size_eval" gradient_accumulation_steps="$gradient_accumulation_steps" \
     seq_length="$seq_length" num_clients="$num_clients" sample_clients="$sample_clients" lora_r="$lora_r" \
@@ -63,4 +63,4 @@ for seed in $seeds; do
   if [ "$status" != "1" ]; then echo "run for seed ${seed} failed; see ${log}" >&2; exit 1; fi
 done
 
-$PY -m fedrouter.summary "$output_dir" --alias "$sim_alias"
+$PY -m fedrouter.results.summary "$output_dir" --alias "$sim_alias"

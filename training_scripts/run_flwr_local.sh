@@ -4,7 +4,7 @@
 # The argument is flwr's --run-config string (keys from pyproject's [tool.flwr.app.config]);
 # One SuperNode per client: num_supernodes defaults to the num_clients given there (else 8). The
 # client_resources_cpus/gpus settings given there (else 1 and 0, pyproject's defaults) become the
-# Simulation Runtime's client resources, as `python -m fedrouter.simulate` does with them: same
+# Simulation Runtime's client resources, as `python -m fedrouter.runtime.simulate` does with them: same
 # workers, same torch threads per client, hence the same numbers.
 set -eu
 cd "$(dirname "$0")/.."

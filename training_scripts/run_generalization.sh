@@ -15,4 +15,4 @@ for seed in $seeds; do
     split_strategy=single n_clusters=1 evaluation_mode=data_global_eval_local \
     extra="${extra:-} router=local test_distribution=all" sh training_scripts/run_flower_simulation_router.sh
 done
-$PY -m fedrouter.report "$output_dir"
+$PY -m fedrouter.results.report "$output_dir"

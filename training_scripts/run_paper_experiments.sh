@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The paper's comparison: every method x every scenario x every seed, with the same data, model,
-# training budget and evaluation, then `python -m fedrouter.report` (tables and plots).
+# training budget and evaluation, then `python -m fedrouter.results.report` (tables and plots).
 # Each (method, scenario, seed) cell is one run of the seed launcher
 # (training_scripts/run_flower_simulation_router.sh), so the settings are the launcher's embedded
 # defaults unless set here or in the environment, e.g.
@@ -63,7 +63,7 @@ main() {
     done
   done
 
-  $PY -m fedrouter.report "$output_dir" ${report_dir:+--out "$report_dir"} || failed="$failed report"
+  $PY -m fedrouter.results.report "$output_dir" ${report_dir:+--out "$report_dir"} || failed="$failed report"
   if [ -n "$failed" ]; then
     echo "FAILED:${failed} (rerun this script to retry them; completed cells are skipped)" >&2
     exit 1

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
-from fedrouter.evaluate import combine_clients, generate, rouge, summarize_client
+from fedrouter.steps.evaluate import combine_clients, generate, rouge, summarize_client
 
 if TYPE_CHECKING:
-    from fedrouter.client_state import ClientState, ClientStore
+    from fedrouter.algorithms.client_state import ClientState, ClientStore
     from fedrouter.config import RunConfig
     from fedrouter.data.splits import ClientData
     from fedrouter.models.backbone import AdapterState, Backbone

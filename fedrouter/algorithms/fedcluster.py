@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 from flwr.app import RecordDict
 
-from fedrouter.aggregate import select, weighted_average
 from fedrouter.algorithms.base import (
     Algorithm,
     from_record,
@@ -38,6 +37,7 @@ from fedrouter.algorithms.base import (
 )
 from fedrouter.algorithms.fedit import FedITClient, FedITServer
 from fedrouter.models.backbone import AdapterState
+from fedrouter.steps.aggregate import select, weighted_average
 
 log = logging.getLogger("fedrouter.fedcluster")
 

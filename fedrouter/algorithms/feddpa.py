@@ -33,13 +33,13 @@ from fedrouter.algorithms.base import (
     register,
     reply,
 )
+from fedrouter.algorithms.client_state import ClientState
 from fedrouter.algorithms.fedit import FedITServer
-from fedrouter.client_state import ClientState
 from fedrouter.data.prompt import encode_prompt
-from fedrouter.evaluate import generate, rouge, summarize_client
 from fedrouter.models.backbone import AdapterState, last_hidden_state
-from fedrouter.seeding import derive_seed
-from fedrouter.train import train_adapter
+from fedrouter.steps.evaluate import generate, rouge, summarize_client
+from fedrouter.steps.train import train_adapter
+from fedrouter.utils.seeding import derive_seed
 
 GLOBAL, LOCAL = "main", "local"
 TRAIN_MIX = 0.5  # a: the local adapter's weight in the local step

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import numpy as np
 from flwr.app import RecordDict
 
-from fedrouter.aggregate import select, weighted_average
 from fedrouter.algorithms.base import (
     Algorithm,
     ClientAlgorithm,
@@ -23,8 +22,9 @@ from fedrouter.algorithms.base import (
     reply,
     to_record,
 )
-from fedrouter.seeding import derive_seed
-from fedrouter.train import train_adapter
+from fedrouter.steps.aggregate import select, weighted_average
+from fedrouter.steps.train import train_adapter
+from fedrouter.utils.seeding import derive_seed
 
 
 class FedITClient(ClientAlgorithm):

@@ -13,8 +13,6 @@ from typing import Any
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 
-from fedrouter import cluster
-from fedrouter.aggregate import weighted_average
 from fedrouter.algorithms.base import (
     Algorithm,
     ClientAlgorithm,
@@ -29,12 +27,14 @@ from fedrouter.algorithms.base import (
     score_groups,
     to_record,
 )
-from fedrouter.client_state import ClientState
+from fedrouter.algorithms.client_state import ClientState
 from fedrouter.data.builtin import TASKS
-from fedrouter.embed import embed
-from fedrouter.evaluate import summarize_client
-from fedrouter.seeding import derive_seed
-from fedrouter.train import train_adapter
+from fedrouter.steps import cluster
+from fedrouter.steps.aggregate import weighted_average
+from fedrouter.steps.embed import embed
+from fedrouter.steps.evaluate import summarize_client
+from fedrouter.steps.train import train_adapter
+from fedrouter.utils.seeding import derive_seed
 
 log = logging.getLogger("fedrouter.fedrouter")
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 from flwr.app import RecordDict
 
-from fedrouter.aggregate import select
 from fedrouter.algorithms.base import (
     Algorithm,
     ClientAlgorithm,
@@ -22,12 +21,13 @@ from fedrouter.algorithms.base import (
     reply,
     score_groups,
 )
+from fedrouter.algorithms.client_state import ClientState
 from fedrouter.algorithms.fedit import FedITServer
-from fedrouter.client_state import ClientState
-from fedrouter.evaluate import summarize_client
 from fedrouter.models.backbone import AdapterState
-from fedrouter.seeding import derive_seed
-from fedrouter.train import train_adapter
+from fedrouter.steps.aggregate import select
+from fedrouter.steps.evaluate import summarize_client
+from fedrouter.steps.train import train_adapter
+from fedrouter.utils.seeding import derive_seed
 
 
 def personal_adapter(rt: ClientRuntime, content: RecordDict, before_round: int) -> AdapterState:

@@ -21,11 +21,11 @@ from fedrouter.algorithms.base import (
     reply,
     score_groups,
 )
-from fedrouter.client_state import ClientState
-from fedrouter.evaluate import summarize_client
+from fedrouter.algorithms.client_state import ClientState
 from fedrouter.models.backbone import AdapterState
-from fedrouter.seeding import derive_seed
-from fedrouter.train import train_adapter
+from fedrouter.steps.evaluate import summarize_client
+from fedrouter.steps.train import train_adapter
+from fedrouter.utils.seeding import derive_seed
 
 
 def own_adapter(rt: ClientRuntime, before_round: int) -> AdapterState:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from fedrouter.config import RunConfig
-from fedrouter.io import atomic_write_json, atomic_write_text
+from fedrouter.utils.io import atomic_write_json, atomic_write_text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +57,7 @@ def run(tmp: str, scaling: list[int], server_clients: int, server_adapter: str, 
     from fedrouter.bench import inference, memory, runs, server
     from fedrouter.bench.report import verdicts
     from fedrouter.models.backbone import get_backbone
-    from fedrouter.simulate import parse_overrides
+    from fedrouter.runtime.simulate import parse_overrides
 
     start = time.perf_counter()
     cfg = RunConfig.from_mapping({"fed_alg": "fedrouter", "evaluation_mode": "global", "num_rounds": 2,

@@ -14,15 +14,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedrouter import cluster
 from fedrouter.algorithms import fedrouter as fr
 from fedrouter.bench.replay import client_runtime, restored_server
 from fedrouter.config import RunConfig
 from fedrouter.data.prompt import encode_prompt
-from fedrouter.embed import mean_pooled
-from fedrouter.evaluate import generate, rouge
 from fedrouter.models.backbone import get_backbone
 from fedrouter.models.loader import ModelSpec, load_model
+from fedrouter.steps import cluster
+from fedrouter.steps.embed import mean_pooled
+from fedrouter.steps.evaluate import generate, rouge
 
 
 @torch.inference_mode()
@@ -45,7 +45,7 @@ def plain_generate(model, tok, instructions: Sequence[str], cfg: RunConfig) -> l
 
 @torch.inference_mode()
 def _mean_pooled(model, tok, texts: Sequence[str], cfg: RunConfig) -> np.ndarray:
-    """The same instruction embedding as fedrouter.embed.base_embeddings, on a plain base model, in the
+    """The same instruction embedding as fedrouter.steps.embed.base_embeddings, on a plain base model, in the
     given order (the reference batches its texts as they come)."""
     vecs = []
     for start in range(0, len(texts), cfg.batch_size_eval):

@@ -78,7 +78,7 @@ def _serve_one_client(cfg_dict: dict[str, Any], run_dir: str, client_id: int) ->
     import torch
     from flwr.app import RecordDict
 
-    import fedrouter.client_app  # noqa: F401 - the worker's imports (flwr, transformers, peft)
+    import fedrouter.runtime.client_app  # noqa: F401 - the worker's imports (flwr, transformers, peft)
     from fedrouter.algorithms.fedrouter import FedRouterClient
     from fedrouter.bench.replay import client_runtime, restored_server
     from fedrouter.config import RunConfig

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from fedrouter.algorithms.base import ClientRuntime
+from fedrouter.algorithms.client_state import ClientStore
 from fedrouter.algorithms.fedrouter import FedRouterServer
-from fedrouter.client_state import ClientStore
 from fedrouter.config import RunConfig
 from fedrouter.data.federated import client_data
 from fedrouter.data.prompt import encode_example
 from fedrouter.models.backbone import get_backbone
-from fedrouter.results import RunFolder
+from fedrouter.results.run_folder import RunFolder
 
 
 def restored_server(cfg: RunConfig, run_dir: Path) -> tuple[FedRouterServer, int]:

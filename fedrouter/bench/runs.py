@@ -7,10 +7,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from fedrouter import cluster
 from fedrouter.bench.memory import WorkerMemory
 from fedrouter.config import RunConfig
-from fedrouter.results import RunFolder
+from fedrouter.results.run_folder import RunFolder
+from fedrouter.steps import cluster
 
 CLIENT_PHASES = ("load", "data", "embed", "cluster", "train", "route", "generate", "rouge")
 SERVER_PHASES = ("global_cluster", "aggregate")
@@ -26,7 +26,7 @@ class RunResult:
 
 def federated_run(cfg: RunConfig) -> RunResult:
     """Run the simulation (Flower + Ray, the real apps) while sampling the workers' memory."""
-    from fedrouter.simulate import simulate
+    from fedrouter.runtime.simulate import simulate
 
     cluster.forget_fits()  # the server runs in this process: no fit carried over from an earlier run
     with WorkerMemory() as memory:

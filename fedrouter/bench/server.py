@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from fedrouter import cluster
 from fedrouter.algorithms.base import from_record, reply, to_record
 from fedrouter.algorithms.fedrouter import FedRouterServer
 from fedrouter.config import RunConfig
-from fedrouter.timing import recording
+from fedrouter.steps import cluster
+from fedrouter.utils.timing import recording
 
 NUM_TASKS = 4
 

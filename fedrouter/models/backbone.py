@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from fedrouter.models.loader import ModelSpec, load_model, load_tokenizer
-from fedrouter.timing import phase
+from fedrouter.utils.timing import phase
 
 log = logging.getLogger("fedrouter.models")
 

@@ -1,0 +1,1 @@
+"""What a run leaves behind and how it is read: the run folder, seed tables, the scenario report and its plots."""

@@ -1,0 +1,126 @@
+"""The report's figures (matplotlib, Agg backend): bars per scenario, t-SNE of routed test
+embeddings, silhouette against k, ROUGE-1 against round. Plain data in, one PNG out per call."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display; set before pyplot is imported
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from fedrouter.utils.io import atomic_write_bytes  # noqa: E402
+
+if TYPE_CHECKING:
+    from fedrouter.results.stats import Stat
+
+MAX_TSNE_POINTS = 1000  # t-SNE is quadratic in the points; a random subset keeps the plot seconds long
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(Path(path), buf.getvalue())
+    return Path(path)
+
+
+def _ordered_mean_std(values: dict[int, list[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    xs = np.array(sorted(values))
+    means = np.array([np.mean(values[x]) for x in xs])
+    stds = np.array([np.std(values[x], ddof=1) if len(values[x]) > 1 else 0.0 for x in xs])
+    return xs, means, stds
+
+
+def method_colors(methods: Sequence[str]) -> dict[str, str]:
+    """One colour per method, the same in every figure."""
+    return {m: f"C{i % 10}" for i, m in enumerate(methods)}
+
+
+def bar_chart(by_method: dict[str, Stat], colors: dict[str, str], title: str, path: Path) -> Path:
+    """The paper's Figure 3 for one scenario: mean ROUGE-1 per method, std over seeds as error bars
+    (none with a single seed), seeds counted under each name."""
+    names = list(by_method)
+    stats = [by_method[m] for m in names]
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 3.6))
+    x = np.arange(len(names))
+    # No error bar with a single seed (std undefined), rather than a misleading zero-width one.
+    ax.bar(x, [s.mean for s in stats], yerr=[np.nan if s.std is None else s.std for s in stats], capsize=4,
+           color=[colors[m] for m in names])
+    for xi, s in zip(x, stats, strict=True):
+        ax.annotate(f"{s.mean:.3f}", (xi, s.mean + (s.std or 0.0)), ha="center", va="bottom", fontsize=8,
+                    xytext=(0, 2), textcoords="offset points")
+    ax.set_xticks(x, [f"{m}\n(n={s.n})" for m, s in zip(names, stats, strict=True)])
+    ax.set_ylabel("ROUGE-1")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def tsne(embeddings: np.ndarray, tasks: Sequence[str], routed: np.ndarray, title: str, path: Path,
+         seed: int = 0) -> Path | None:
+    """The paper's Figure 4: a 2-D t-SNE of the test embeddings coloured by true task (left) and by
+    the adapter each sample was routed to (right). None when there are too few points."""
+    from sklearn.manifold import TSNE
+
+    rng = np.random.default_rng(seed)
+    keep = np.sort(rng.permutation(len(embeddings))[:MAX_TSNE_POINTS])
+    if len(keep) < 5:
+        return None
+    points = TSNE(n_components=2, perplexity=min(30.0, (len(keep) - 1) / 3), init="pca",
+                  random_state=seed).fit_transform(np.asarray(embeddings, dtype=np.float64)[keep])
+    tasks = np.asarray(tasks)[keep]
+    routed = np.asarray(routed)[keep]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
+    for ax, labels, name in ((axes[0], tasks, "true task"), (axes[1], routed, "routed adapter")):
+        for i, value in enumerate(sorted(set(labels.tolist()))):
+            sel = labels == value
+            ax.scatter(points[sel, 0], points[sel, 1], s=10, color=f"C{i}", label=str(value))
+        ax.set_title(f"coloured by {name}")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.legend(fontsize=8, markerscale=1.5, title=name, title_fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def silhouette(curves: dict[str, dict[str, dict[int, list[float]]]], path: Path) -> Path:
+    """The paper's Figures 7 and 8: silhouette score against k of the local clustering (mean ± std
+    over clients and seeds) and of the global clustering (over seeds), one line per scenario."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, level, what in ((axes[0], "local", "clients' local clustering (over clients and seeds)"),
+                            (axes[1], "global", "server's global clustering (over seeds)")):
+        for i, (scenario, by_level) in enumerate(curves.items()):
+            if by_level[level]:
+                ks, means, stds = _ordered_mean_std(by_level[level])
+                ax.errorbar(ks, means, yerr=stds, marker="o", capsize=3, color=f"C{i}", label=scenario)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("k")
+        ax.set_ylabel("silhouette score")
+        ax.set_title(what, fontsize=10)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def rouge_curves(curves: dict[str, dict[str, dict[int, list[float]]]], colors: dict[str, str], path: Path) -> Path:
+    """ROUGE-1 against round, one panel per scenario, one line per method (mean over seeds, band = std)."""
+    scenarios = list(curves)
+    fig, axes = plt.subplots(1, max(1, len(scenarios)), figsize=(4.2 * max(1, len(scenarios)), 3.6), squeeze=False)
+    for ax, scenario in zip(axes[0], scenarios, strict=False):
+        for method in [m for m in colors if m in curves[scenario]]:
+            rounds, means, stds = _ordered_mean_std(curves[scenario][method])
+            ax.plot(rounds, means, marker="o", color=colors[method], label=method)
+            ax.fill_between(rounds, means - stds, means + stds, color=colors[method], alpha=0.15)
+        ax.set_title(scenario)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("round")
+        ax.set_ylabel("ROUGE-1")
+        ax.legend(fontsize=8)
+    return _save(fig, path)

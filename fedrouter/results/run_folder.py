@@ -1,0 +1,111 @@
+"""The run folder: resolved config, per-round metrics, adapters, checkpoints and final results."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fedrouter.utils.io import atomic_save_npz, atomic_write_json, atomic_write_text, load_npz
+
+# Settings that may change between an interrupted run and its resumption.
+RESUME_FREE_KEYS = {"resume", "client_resources_cpus", "client_resources_gpus", "ray_address", "max_failure_rate"}
+
+
+class RunFolder:
+    """<output_dir>/<sim_alias>_seed<seed>/:
+    config.json, metrics.jsonl, log.txt, results.json, adapters/round_<r>/<name>/, checkpoint/, clients/."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.ckpt = self.path / "checkpoint"
+
+    # --- config -------------------------------------------------------------------------------
+    def write_config(self, cfg_dict: dict[str, Any]) -> None:
+        atomic_write_json(self.path / "config.json", cfg_dict)
+
+    def read_config(self) -> dict[str, Any] | None:
+        p = self.path / "config.json"
+        return json.loads(p.read_text()) if p.exists() else None
+
+    # --- metrics ------------------------------------------------------------------------------
+    def read_metrics(self) -> list[dict[str, Any]]:
+        p = self.path / "metrics.jsonl"
+        if not p.exists():
+            return []
+        return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+    def read_zero_shot(self) -> dict[str, float] | None:
+        """The round-0 evaluation (the base model before any training), if the run had one."""
+        return next((r["eval"] for r in self.read_metrics() if r["round"] == 0 and r.get("eval")), None)
+
+    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
+        # Rewritten whole each round (small): atomic, and a resume can drop rounds it will redo.
+        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+        atomic_write_text(self.path / "metrics.jsonl", text)
+
+    # --- adapters -----------------------------------------------------------------------------
+    def save_adapter(self, rnd: int, name: str, state: dict[str, np.ndarray], peft_config, base_model: str) -> Path:
+        """PEFT layout (adapter_model.safetensors + adapter_config.json), loadable with
+        PeftModel.from_pretrained(base, folder). Written to a temp folder and renamed into place."""
+        from safetensors.numpy import save_file
+
+        final = self.path / "adapters" / f"round_{rnd}" / name
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{name}."))
+        save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp / "adapter_model.safetensors"))
+        peft_config.base_model_name_or_path = base_model
+        peft_config.save_pretrained(str(tmp))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        return final
+
+    # --- checkpoint ---------------------------------------------------------------------------
+    def save_checkpoint(self, rnd: int, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        """Arrays, then metadata, then the 'latest' pointer: the pointer only ever names a
+        complete checkpoint. Older checkpoints beyond the previous one are removed."""
+        atomic_save_npz(self.ckpt / f"server_r{rnd}.npz", arrays)
+        atomic_write_json(self.ckpt / f"server_r{rnd}.json", meta)
+        atomic_write_json(self.ckpt / "latest.json", {"round": rnd})
+        for p in self.ckpt.glob("server_r*.*"):
+            r = int(p.name.split("_r")[1].split(".")[0])
+            if r < rnd - 1:
+                p.unlink(missing_ok=True)
+
+    def latest_round(self) -> int:
+        p = self.ckpt / "latest.json"
+        return int(json.loads(p.read_text())["round"]) if p.exists() else 0
+
+    def load_checkpoint(self, rnd: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        return load_npz(self.ckpt / f"server_r{rnd}.npz"), json.loads((self.ckpt / f"server_r{rnd}.json").read_text())
+
+    # --- results ------------------------------------------------------------------------------
+    def write_results(self, results: dict[str, Any]) -> None:
+        atomic_write_json(self.path / "results.json", results)
+
+    def read_results(self) -> dict[str, Any] | None:
+        p = self.path / "results.json"
+        return json.loads(p.read_text()) if p.exists() else None
+
+    def read_diagnostics(self) -> dict[str, Any] | None:
+        """The algorithm's diagnostics (FedRouter: silhouette curves, cluster purity, routing accuracy)."""
+        p = self.path / "diagnostics.json"
+        return json.loads(p.read_text()) if p.exists() else None
+
+    def clear(self) -> None:
+        """Start over: remove what a previous run in this folder left (resume=false)."""
+        for name in ("checkpoint", "clients", "adapters"):
+            shutil.rmtree(self.path / name, ignore_errors=True)
+        for name in ("metrics.jsonl", "results.json", "diagnostics.json"):
+            (self.path / name).unlink(missing_ok=True)
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    keys = (set(old) | set(new)) - RESUME_FREE_KEYS
+    return sorted(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))

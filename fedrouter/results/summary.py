@@ -1,0 +1,84 @@
+"""Seed table of one experiment: `python -m fedrouter.results.summary OUTPUT_DIR --alias NAME` (mean ± std).
+
+Prints the table and writes it to OUTPUT_DIR/NAME_summary.md and NAME_summary.csv."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from fedrouter.results.run_folder import RunFolder
+from fedrouter.results.stats import mean_std
+from fedrouter.steps.evaluate import ROUGE_KEYS
+from fedrouter.utils.io import atomic_write_text
+
+
+def aliases(output_dir: Path) -> list[str]:
+    """Names of the experiments with at least one completed run folder <alias>_seed<seed> in output_dir."""
+    found = {m.group(1) for p in Path(output_dir).glob("*_seed*/results.json")
+             if (m := re.fullmatch(r"(.+)_seed-?\d+", p.parent.name))}
+    return sorted(found)
+
+
+def collect(output_dir: Path, alias: str) -> dict[int, dict]:
+    """seed -> results.json content, for every completed run folder <alias>_seed<seed>."""
+    out = {}
+    for p in sorted(Path(output_dir).glob(f"{alias}_seed*/results.json")):
+        m = re.fullmatch(rf"{re.escape(alias)}_seed(-?\d+)", p.parent.name)
+        if m:
+            out[int(m.group(1))] = json.loads(p.read_text())
+    return out
+
+
+def zero_shot(output_dir: Path, alias: str, seeds) -> dict[int, dict[str, float]]:
+    """seed -> the round-0 evaluation (the base model before training), where the run had one."""
+    found = {seed: RunFolder(Path(output_dir) / f"{alias}_seed{seed}").read_zero_shot() for seed in seeds}
+    return {seed: ev for seed, ev in found.items() if ev is not None}
+
+
+def seed_table(results: dict[int, dict], base: dict[int, dict[str, float]] | None = None) -> str:
+    """Final scores per seed, their mean ± std, and (when known) the base model's zero-shot scores."""
+    rows = ["| seed | " + " | ".join(ROUGE_KEYS) + " |", "| --- |" + " --- |" * len(ROUGE_KEYS)]
+    for seed, res in sorted(results.items()):
+        rows.append(f"| {seed} | " + " | ".join(f"{res['final'][k]:.4f}" for k in ROUGE_KEYS) + " |")
+    rows.append("| mean ± std | " + " | ".join(mean_std([r["final"][k] for r in results.values()]) for k in ROUGE_KEYS) + " |")
+    if base:
+        rows.append("| base model, zero-shot (round 0), mean ± std | "
+                    + " | ".join(mean_std([b[k] for b in base.values()]) for k in ROUGE_KEYS) + " |")
+    return "\n".join(rows)
+
+
+def seed_csv(results: dict[int, dict], base: dict[int, dict[str, float]]) -> str:
+    """One row per seed: final ROUGE-1/2/L and, where known, the zero-shot ones."""
+    header = ["seed", *ROUGE_KEYS, *(f"zero_shot_{k}" for k in ROUGE_KEYS)]
+    lines = [",".join(header)]
+    for seed, res in sorted(results.items()):
+        zs = [f"{base[seed][k]:.6f}" if seed in base else "" for k in ROUGE_KEYS]
+        lines.append(",".join([str(seed), *(f"{res['final'][k]:.6f}" for k in ROUGE_KEYS), *zs]))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("output_dir")
+    parser.add_argument("--alias", required=True)
+    args = parser.parse_args(argv)
+    results = collect(Path(args.output_dir), args.alias)
+    if not results:
+        print(f"no completed runs named {args.alias}_seed* in {args.output_dir}", file=sys.stderr)
+        return 1
+    base = zero_shot(Path(args.output_dir), args.alias, results)
+    table = f"{args.alias}: final scores over {len(results)} seed(s)\n\n{seed_table(results, base)}\n"
+    out = Path(args.output_dir)
+    atomic_write_text(out / f"{args.alias}_summary.md", table)
+    atomic_write_text(out / f"{args.alias}_summary.csv", seed_csv(results, base))
+    print("\n" + table)
+    print(f"(written to {out / (args.alias + '_summary.md')} and .csv)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Flower ClientApp: turns a message into a ClientRuntime and hands it to the algorithm's client half."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from fedrouter.algorithms.base import ClientRuntime, get_algorithm
+from fedrouter.algorithms.client_state import ClientStore
+from fedrouter.config import RunConfig
+from fedrouter.data.prompt import encode_example
+from fedrouter.models import loader
+from fedrouter.models.backbone import get_backbone
+from fedrouter.results.run_folder import RESUME_FREE_KEYS
+from fedrouter.utils.logs import setup_process_logging
+from fedrouter.utils.timing import recording, timed
+from fedrouter.validation import source_problems
+
+log = logging.getLogger("fedrouter.client")
+
+app = ClientApp()
+
+
+def config_from_message(msg: Message) -> RunConfig:
+    return _parse_config(tuple(sorted(dict(msg.content["config"]).items())))
+
+
+@lru_cache(maxsize=4)
+def _parse_config(items: tuple) -> RunConfig:
+    return RunConfig.from_mapping(dict(items))
+
+
+def client_id_of(context: Context) -> int:
+    if "partition-id" not in context.node_config:
+        raise RuntimeError("this SuperNode has no 'partition-id' in its node config (--node-config 'partition-id=0 ...')")
+    return int(context.node_config["partition-id"])
+
+
+def store_root(cfg: RunConfig, context: Context) -> Path:
+    """Where this client keeps private state: the SuperNode's own folder in deployment, a folder
+    under the run directory (never read by the server) in simulation."""
+    root = context.node_config.get("client-state-dir")
+    if not root:
+        return cfg.run_dir / "clients"
+    # A SuperNode serves many runs: one subfolder per run name and result-affecting settings, so
+    # runs never read each other's state while a resumed run (same settings) finds its own.
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in RESUME_FREE_KEYS}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    return Path(str(root)) / f"{cfg.run_dir.name}-{digest}"
+
+
+# Sized for every client a worker may serve: 2 entries made each message re-tokenize its client's data.
+@lru_cache(maxsize=1024)
+@timed("data")
+def _client_examples(cfg: RunConfig, client_id: int):
+    from fedrouter.data.federated import client_data
+
+    data = client_data(cfg, client_id)
+    tok = get_backbone(cfg).tokenizer
+    examples = [encode_example(tok, r["instruction"], r["response"], cfg.seq_length) for r in data.train]
+    return data, examples
+
+
+def runtime(msg: Message, context: Context) -> ClientRuntime:
+    cfg = config_from_message(msg)
+    setup_process_logging()
+    cid = client_id_of(context)
+    rnd = int(msg.content["ctx"]["round"])
+    # client_resources_cpus torch threads in every engine: Ray gives a simulation worker that many
+    # (OMP_NUM_THREADS), a SuperNode's ClientApp process would take every core. Float sums then
+    # differ in their last bits, and a deployment run would not reproduce the simulation's numbers.
+    if torch.get_num_threads() != cfg.client_resources_cpus:
+        torch.set_num_threads(cfg.client_resources_cpus)
+    backbone = get_backbone(cfg)
+    # Data and tokenized examples are built once per client per process and reused every round.
+    data, examples = _client_examples(cfg, cid)
+    return ClientRuntime(cfg, cid, rnd, data, backbone, ClientStore(store_root(cfg, context), cid), examples)
+
+
+def _handle(kind: str, msg: Message, context: Context) -> Message:
+    t0 = time.perf_counter()
+    with recording() as phases:  # seconds per phase (load, data, embed, cluster, train, ...)
+        rt = runtime(msg, context)
+        client = get_algorithm(rt.cfg.fed_alg).client()
+        fault = rt.cfg.fault_for(rt.client_id, rt.rnd) if kind == "train" else None
+        if fault == "raise":
+            raise RuntimeError(f"injected fault (inject_fault={rt.cfg.inject_fault!r})")
+        handler = {"train": client.train, "evaluate": client.evaluate, "setup": client.setup}[kind]
+        content = handler(rt, msg.content)
+    metrics = content["metrics"]
+    metrics["client_id"] = float(rt.client_id)
+    metrics.update({f"time/{name}": s for name, s in phases.items()})
+    # Which process served the message and how many base models it has loaded so far (should be 1).
+    metrics["pid"], metrics["load_count"] = float(os.getpid()), float(loader.LOAD_COUNT)
+    metrics["time_s"] = time.perf_counter() - t0
+    if fault == "nan":
+        metrics["loss"] = float("nan")
+    log.info("client %d %s round %d done in %.1fs%s", rt.client_id, kind, rt.rnd, metrics["time_s"],
+             f" (loss {metrics['loss']:.3f})" if "loss" in metrics else "")
+    return Message(content, reply_to=msg)
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    return _handle("train", msg, context)
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    return _handle("evaluate", msg, context)
+
+
+@app.query()
+def query(msg: Message, context: Context) -> Message:
+    """Discovery (which client / data partition this node is; nothing else leaves the client), or
+    an algorithm's one-off setup step."""
+    if str(msg.content["ctx"]["kind"]) == "setup":
+        return _handle("setup", msg, context)
+    cid = client_id_of(context)
+    # The client checks that it can load the data and model the run names, before any round: a
+    # typo'd path or a missing column stops the run at once with the message, not in round 1.
+    problems = source_problems(config_from_message(msg))
+    content = RecordDict({"metrics": MetricRecord({"client_id": float(cid)}),
+                          "meta": ConfigRecord({"kind": "hello", "problems": "\n".join(problems)})})
+    return Message(content, reply_to=msg)

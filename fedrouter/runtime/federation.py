@@ -1,0 +1,101 @@
+"""The server's view of the clients: discovery (node -> client id), sending, and screening replies."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+
+from flwr.app import ConfigRecord, Message, MessageType, RecordDict
+from flwr.serverapp import Grid
+
+from fedrouter.algorithms.base import from_record, meta_of, metrics_of
+from fedrouter.config import ConfigError
+from fedrouter.steps.aggregate import non_finite_keys
+
+log = logging.getLogger("fedrouter.server")
+
+
+class Federation:
+    """Addresses clients by their stable client id (data partition), not by Flower node id,
+    which changes between runs; that keeps per-client server state valid across a resume."""
+
+    def __init__(self, grid: Grid, config: Mapping, num_clients: int, wait_s: float = 300.0):
+        self.grid = grid
+        self.config = ConfigRecord(dict(config))
+        self.node_of: dict[int, int] = self._discover(num_clients, wait_s)
+
+    def _discover(self, num_clients: int, wait_s: float) -> dict[int, int]:
+        deadline = time.monotonic() + wait_s
+        nodes = list(self.grid.get_node_ids())
+        while len(nodes) < num_clients:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {len(nodes)} of num_clients={num_clients} nodes connected after {wait_s:.0f}s")
+            time.sleep(1.0)
+            nodes = list(self.grid.get_node_ids())
+        msgs = [Message(self._content(RecordDict(), 0), dst_node_id=n, message_type=MessageType.QUERY) for n in nodes]
+        node_of: dict[int, int] = {}
+        problems: dict[str, list[int]] = {}
+        for rep in self.grid.send_and_receive(msgs):
+            if rep.has_error():
+                raise RuntimeError(f"node {rep.metadata.src_node_id} failed discovery: {rep.error.reason}")
+            cid = int(metrics_of(rep.content)["client_id"])
+            node_of[cid] = rep.metadata.src_node_id
+            for problem in filter(None, str(meta_of(rep.content).get("problems", "")).split("\n")):
+                problems.setdefault(problem, []).append(cid)
+        if problems:
+            raise ConfigError("invalid settings, as checked on the clients:\n  - " + "\n  - ".join(
+                f"{p} (clients {sorted(c)})" for p, c in problems.items()))
+        missing = sorted(set(range(num_clients)) - set(node_of))
+        if missing:
+            raise RuntimeError(f"no node holds client ids {missing} (num_clients={num_clients}); nodes reported {sorted(node_of)}")
+        extra = sorted(set(node_of) - set(range(num_clients)))
+        if extra:
+            log.warning("nodes with client ids %s are beyond num_clients=%d and stay idle", extra, num_clients)
+        return {c: n for c, n in node_of.items() if c < num_clients}
+
+    def _content(self, content: RecordDict, rnd: int, kind: str = "hello") -> RecordDict:
+        content["config"] = self.config
+        content["ctx"] = ConfigRecord({"round": rnd, "kind": kind})
+        return content
+
+    def send(self, kind: str, rnd: int, contents: dict[int, RecordDict]) -> tuple[dict[int, RecordDict], dict[int, str]]:
+        """Send one message per client and wait. Returns (good replies, failures with reasons)."""
+        mtype = {"train": MessageType.TRAIN, "evaluate": MessageType.EVALUATE, "setup": MessageType.QUERY}[kind]
+        client_of = {n: c for c, n in self.node_of.items()}
+        msgs = [
+            Message(self._content(content, rnd, kind), dst_node_id=self.node_of[cid], message_type=mtype)
+            for cid, content in contents.items()
+        ]
+        good: dict[int, RecordDict] = {}
+        failed: dict[int, str] = {}
+        for rep in self.grid.send_and_receive(msgs):
+            cid = client_of.get(rep.metadata.src_node_id, -1)
+            if rep.has_error():
+                failed[cid] = f"error: {rep.error.reason}".strip()
+                continue
+            reason = screen(rep.content)
+            if reason:
+                failed[cid] = reason
+            else:
+                good[cid] = rep.content
+        for cid in contents:
+            if cid not in good and cid not in failed:
+                failed[cid] = "no reply"
+        for cid, reason in sorted(failed.items()):
+            log.warning("round %d: client %d %s failed and is left out: %s", rnd, cid, kind, reason[:300])
+        return good, failed
+
+
+def screen(content: RecordDict) -> str | None:
+    """Why a reply must not be aggregated (non-finite loss or arrays), or None if it is sound."""
+    metrics = metrics_of(content)
+    for key in ("loss",):
+        if key in metrics and not math.isfinite(metrics[key]):
+            return f"non-finite {key} ({metrics[key]})"
+    for name, record in content.array_records.items():
+        bad = non_finite_keys(from_record(record))
+        if bad:
+            return f"non-finite values in {name} ({len(bad)} tensors, e.g. {bad[0]})"
+    return None

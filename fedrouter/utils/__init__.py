@@ -1,0 +1,1 @@
+"""Small shared utilities: atomic file writes, derived seeds, logging, phase timings."""

@@ -1,0 +1,111 @@
+"""One base model per worker process, clients that never leak into each other, and the benchmark's arithmetic."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+from flwr.app import RecordDict
+
+from conftest import tiny_settings
+from fedrouter.algorithms.base import ClientRuntime, from_record, get_algorithm, to_record
+from fedrouter.bench.runs import overhead, stage_compute
+from fedrouter.data.federated import client_data
+from fedrouter.data.prompt import encode_example
+from fedrouter.models.backbone import Backbone, LoraSpec, get_backbone
+from fedrouter.models.loader import ModelSpec
+from fedrouter.runtime.simulate import simulate
+
+
+def test_base_model_loaded_once_per_worker_across_clients_rounds_and_routed_evaluation(tmp_path):
+    # Prepare: 8 clients on 2 workers (half the CPUs each), setup + 2 rounds, routed evaluation
+    # (global router, all-task test sets) at both rounds
+    cfg = tiny_settings(tmp_path, fed_alg="fedrouter", num_clients=8, sample_clients=8, num_rounds=2, eval_round="1,2",
+                        max_steps=2, evaluation_mode="global", max_new_tokens=4,
+                        client_resources_cpus=max(1, (os.cpu_count() or 2) // 2))
+    # Execute
+    simulate(cfg)
+    # Assert: every message says which process served it and how many base models that process had loaded
+    rows = [json.loads(line) for line in (cfg.run_dir / "metrics.jsonl").read_text().splitlines()]
+    messages = list(rows[0]["timing"]["setup"]["clients"].values())
+    for row in rows:
+        messages += list(row["timing"]["train"].values()) + list(row["timing"]["evaluate"].values())
+    assert len(messages) == 8 * 5  # setup, 2 x train, 2 x evaluate
+    assert {m["load_count"] for m in messages} == {1.0}
+    pids = {m["pid"] for m in messages}
+    assert len(pids) <= (os.cpu_count() or 2) // cfg.client_resources_cpus < 8  # each worker serves several clients
+    for pid in pids:  # the load happened in exactly one message of each worker: its first
+        assert sum("time/load" in m for m in messages if m["pid"] == pid) == 1
+    routed = [np.load(cfg.run_dir / "clients" / f"client_{c}" / "eval_r2.npz")["routed"] for c in range(8)]
+    assert all(len(np.unique(r)) > 1 for r in routed)  # each client's evaluation swapped several adapters
+
+
+def _train(cfg, backbone, client_id: int, content: RecordDict, store_root) -> dict[str, np.ndarray]:
+    from fedrouter.algorithms.client_state import ClientStore
+
+    data = client_data(cfg, client_id)
+    examples = [encode_example(backbone.tokenizer, r["instruction"], r["response"], cfg.seq_length) for r in data.train]
+    rt = ClientRuntime(cfg, client_id, 2, data, backbone, ClientStore(store_root, client_id), examples)
+    return from_record(get_algorithm("fedit").client().train(rt, content)["adapter"])
+
+
+def test_two_clients_in_one_process_end_with_the_adapters_each_gets_alone(tmp_path, seed):
+    # Prepare: a round-2 message (a trained-looking global adapter, B != 0) for clients 0 and 1
+    cfg = tiny_settings(tmp_path, fed_alg="fedit", max_steps=3, seed=seed)
+    shared = get_backbone(cfg)
+    rng = np.random.default_rng(seed)
+    start = {k: v + rng.normal(scale=0.02, size=v.shape).astype(np.float32) for k, v in shared.init_state(seed).items()}
+    content = RecordDict({"adapter": to_record(start)})
+    # Execute: A then B on the process's shared backbone; then each alone on a freshly loaded one
+    a_shared = _train(cfg, shared, 0, content, tmp_path / "s")
+    b_shared = _train(cfg, shared, 1, content, tmp_path / "s")
+    spec, lora = ModelSpec.from_config(cfg), LoraSpec.from_config(cfg)
+    b_alone = _train(cfg, Backbone(spec, lora), 1, content, tmp_path / "b")
+    a_alone = _train(cfg, Backbone(spec, lora), 0, content, tmp_path / "a")
+    # Assert: bitwise equal (same CPU kernels, same seeds, fresh optimizer and adapter per message)
+    for key in start:
+        np.testing.assert_array_equal(a_shared[key], a_alone[key])
+        np.testing.assert_array_equal(b_shared[key], b_alone[key])
+    assert any(not np.allclose(a_shared[k], b_shared[k]) for k in start)
+    assert any(not np.allclose(a_shared[k], start[k]) for k in start)  # training moved the adapter
+
+
+def test_plain_generate_baseline_matches_our_generate(tmp_path):
+    from fedrouter.bench.inference import plain_generate
+    from fedrouter.steps.evaluate import generate
+
+    cfg = tiny_settings(tmp_path, max_new_tokens=6, batch_size_eval=4)
+    bb = get_backbone(cfg)
+    bb.activate("main")
+    bb.set_state(bb.init_state(cfg.seed))
+    prompts = [r["instruction"] for r in client_data(cfg, 0).test[:6] + client_data(cfg, 3).test[:4]]
+    assert plain_generate(bb.model, bb.tokenizer, prompts, cfg) == generate(bb, prompts, cfg)
+
+
+def test_overhead_is_round_wall_over_critical_path_compute():
+    # Prepare: one round; worker 1 served clients 0 and 1, worker 2 served client 2
+    train = {"0": {"pid": 1, "time_s": 1.5, "time/train": 1.0, "time/data": 0.2},
+             "1": {"pid": 1, "time_s": 1.2, "time/train": 1.0},
+             "2": {"pid": 2, "time_s": 1.1, "time/train": 1.0}}
+    evaluate = {"0": {"pid": 2, "time_s": 0.6, "time/generate": 0.5},
+                "1": {"pid": 1, "time_s": 0.4, "time/generate": 0.3}}
+    row = {"round": 1, "time_s": 3.5,
+           "timing": {"train": train, "evaluate": evaluate, "aggregate_s": 0.1, "train_wall_s": 2.6,
+                      "evaluate_wall_s": 0.7}}
+    # Execute / Assert: compute = 2.2 (worker 1's train) + 0.1 (aggregate) + 0.5 (worker 2's evaluation)
+    assert stage_compute(train) == 2.2
+    result = overhead([row])
+    assert np.isclose(result["rounds_compute_s"], 2.8)
+    assert np.isclose(result["ratio"], 3.5 / 2.8)
+    assert np.isclose(result["overhead_s"], 0.7)
+
+
+def test_bench_report_states_the_measured_client_count_and_orders_phases():
+    from fedrouter.bench.report import _phase_order, verdicts
+
+    ratios = verdicts({"overhead": 1.1, "routed_eval_speedup": 4.0}, clients=4)
+    assert ratios[0]["what"].endswith("(4 clients)") and ratios[0]["pass"]
+    assert ratios[1]["name"] == "routed_eval_speedup" and not ratios[1]["pass"]
+    assert _phase_order({"aggregate": 1.0, "custom": 1.0, "train": 1.0, "load": 1.0}) == [
+        "load", "train", "aggregate", "custom"]

@@ -1,0 +1,272 @@
+"""The scenario matrix script and the report: table math on hand-made run folders (written with the
+project's own writers), the script's skip/failure behaviour, and one real tiny matrix (slow)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from fedrouter.algorithms.client_state import ClientStore
+from fedrouter.config import RunConfig
+from fedrouter.results.report import (
+    cell_stats,
+    load_runs,
+    main,
+    markdown_report,
+    relative_gain,
+    results_csv,
+    write_report,
+    zero_shot_stats,
+)
+from fedrouter.results.run_folder import RunFolder
+from fedrouter.utils.io import atomic_write_json
+
+SCRIPT = REPO / "training_scripts" / "run_paper_experiments.sh"
+SCENARIO_SETTINGS = {
+    "interference": dict(split_strategy="dual", test_distribution="same", router="local", n_clusters="2"),
+    "generalization": dict(split_strategy="single", test_distribution="all", router="global", n_clusters="1"),
+    "single": dict(split_strategy="single", test_distribution="same", router="local", n_clusters="1"),
+}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def make_run(root: Path, scenario: str, method: str, seed: int, rouge1: float, per_task: dict[str, float] | None = None,
+             complete: bool = True, **settings) -> RunFolder:
+    """A run folder as the simulator leaves it: config.json, metrics.jsonl, results.json."""
+    cfg = RunConfig.from_mapping({**SCENARIO_SETTINGS[scenario], "fed_alg": method, "sim_alias": method, "seed": seed,
+                                  "output_dir": str(root / scenario), "num_rounds": 2, **settings})
+    final = {"rouge1": rouge1, "rouge2": rouge1 / 2, "rougeL": rouge1 * 0.8}
+    final.update({f"rouge1/{t}": v for t, v in (per_task or {}).items()})
+    folder = RunFolder(cfg.run_dir)
+    folder.write_config(cfg.to_dict())
+    zero_shot = {"rouge1": 0.01 * (seed + 1), "rouge2": 0.0, "rougeL": 0.01}  # the base model: same for every method
+    folder.write_metrics([{"round": 0, "train_loss": None, "eval": zero_shot},
+                          {"round": 1, "train_loss": 2.0, "eval": {**final, "rouge1": rouge1 / 2}},
+                          {"round": 2, "train_loss": 1.5, "eval": final}])
+    if complete:
+        folder.write_results({"final_round": 2, "final": final, "fed_alg": method, "seed": seed, "total_time_s": 1.0})
+    return folder
+
+
+@pytest.fixture
+def matrix(tmp_path: Path) -> Path:
+    """generalization: fedrouter 0.5/0.7, fedit 0.2/0.4, local 0.25 (one seed);
+    interference: fedit 0.3 only, plus an unfinished fedsa run."""
+    out = tmp_path / "matrix"
+    for seed, fr, fi, qqp in ((0, 0.5, 0.2, 0.9), (1, 0.7, 0.4, 0.7)):
+        make_run(out, "generalization", "fedrouter", seed, fr, {"qqp": qqp, "webnlg": 0.1})
+        make_run(out, "generalization", "fedit", seed, fi, {"qqp": qqp / 3, "webnlg": 0.3})
+    make_run(out, "generalization", "local", 0, 0.25)
+    make_run(out, "interference", "fedit", 0, 0.3)
+    make_run(out, "interference", "fedsa", 0, 0.1, complete=False)
+    return out
+
+
+def read_csv(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+# --- table math ----------------------------------------------------------------------------------
+
+
+def test_relative_gain_is_the_papers_definition():
+    # The paper's "136 %" under generalization: FedRouter 0.583 vs FedSA 0.247.
+    assert relative_gain(0.583, 0.247) == pytest.approx(0.583 / 0.247 - 1)
+    assert round(relative_gain(0.583, 0.247) * 100) == 136
+    assert relative_gain(0.3, 0.4) == pytest.approx(-0.25)
+    assert relative_gain(0.5, 0.0) is None  # undefined, not infinite
+
+
+def test_mean_sample_std_and_seed_counts(matrix):
+    stats = cell_stats(load_runs(matrix), "rouge1")
+    fr = stats[("generalization", "fedrouter")]
+    assert (fr.mean, fr.n) == (pytest.approx(0.6), 2)
+    assert fr.std == pytest.approx(np.sqrt(0.02))  # ddof=1: ((0.1)^2 + (0.1)^2) / (2 - 1)
+    assert stats[("generalization", "local")].std is None  # one seed: no std
+    assert ("interference", "fedsa") not in stats  # unfinished run not counted
+    assert ("interference", "fedrouter") not in stats
+
+
+def test_markdown_table_cells_gains_and_missing(matrix):
+    md = markdown_report(load_runs(matrix), matrix)
+    assert "| fedrouter | – | 0.6000 ± 0.1414 (n=2) |" in md  # scenarios: interference, generalization
+    assert "| fedit | 0.3000 ± – (n=1) | 0.3000 ± 0.1414 (n=2) |" in md
+    assert "| local | – | 0.2500 ± – (n=1) |" in md
+    # (0.6 - 0.3) / 0.3 and (0.6 - 0.25) / 0.25; no fedrouter under interference -> no gain
+    assert "| fedit | – | +100.0 % |" in md
+    assert "| local | – | +140.0 % |" in md
+    # per task, generalization: qqp fedrouter (0.9, 0.7), fedit (0.3, 0.7/3)
+    assert "| fedrouter | 0.8000 ± 0.1414 (n=2) | 0.1000 ± 0.0000 (n=2) |" in md
+    assert "| scenario | split | tested on | router |" in md
+    assert "| generalization | single | all | global |" in md
+    assert "interference/fedsa_seed0" in md  # unfinished runs are named
+    assert "Settings differ" not in md
+
+
+def test_csv_rows(matrix):
+    rows = read_csv(results_csv(load_runs(matrix)))
+    by = {(r["scenario"], r["method"], r["metric"]): r for r in rows}
+    assert len(rows) == 4 * 3  # 4 filled cells x 3 metrics; missing cells have no row
+    fr = by[("generalization", "fedrouter", "rouge1")]
+    assert float(fr["mean"]) == pytest.approx(0.6) and float(fr["std"]) == pytest.approx(np.sqrt(0.02))
+    assert fr["n_seeds"] == "2" and fr["fedrouter_gain"] == ""
+    assert float(by[("generalization", "fedit", "rouge2")]["fedrouter_gain"]) == pytest.approx(1.0)  # 0.3 vs 0.15
+    local = by[("generalization", "local", "rouge1")]
+    assert local["std"] == "" and float(local["fedrouter_gain"]) == pytest.approx(1.4)
+    assert by[("interference", "fedit", "rouge1")]["fedrouter_gain"] == ""
+
+
+def test_settings_that_differ_within_a_scenario_are_flagged(tmp_path):
+    make_run(tmp_path, "single", "fedrouter", 0, 0.5)
+    make_run(tmp_path, "single", "fedit", 0, 0.4, num_rounds=3)
+    md = markdown_report(load_runs(tmp_path), tmp_path)
+    assert "Settings differ" in md
+    assert "single/fedit_seed0: num_rounds: 2 -> 3" in md
+
+
+def test_a_router_variant_is_listed_not_flagged(tmp_path):
+    # run_generalization.sh's variant: FedRouter where each client uses its own cluster's adapter
+    make_run(tmp_path, "generalization", "fedrouter", 0, 0.5)
+    make_run(tmp_path, "generalization", "fedrouter_own_cluster", 0, 0.2, router="local")
+    make_run(tmp_path, "generalization", "fedit", 0, 0.4, router="", test_distribution="", evaluation_mode="global")
+    md = markdown_report(load_runs(tmp_path), tmp_path)
+    assert "Settings differ" not in md
+    assert "generalization/fedrouter_own_cluster: router=local" in md
+    # what clients are tested on must still match
+    make_run(tmp_path, "generalization", "local", 0, 0.2, test_distribution="same")
+    md = markdown_report(load_runs(tmp_path), tmp_path)
+    assert "generalization/local_seed0: test_distribution: 'all' -> 'same'" in md
+
+
+def test_report_without_runs_fails_clearly(tmp_path, capsys):
+    assert main([str(tmp_path)]) == 1
+    assert "no completed runs" in capsys.readouterr().err
+
+
+# --- plots ---------------------------------------------------------------------------------------
+
+
+def add_fedrouter_analysis(folder: RunFolder, rng: np.random.Generator) -> None:
+    """What a FedRouter run adds: diagnostics.json and each client's saved test embeddings + routing."""
+    atomic_write_json(folder.path / "diagnostics.json", {
+        "local_silhouette": {"0": {"2": 0.3, "3": 0.2}, "1": {"2": 0.5, "3": 0.1}},
+        "global_silhouette": {"2": 0.4, "3": 0.6, "4": 0.9},
+    })
+    tasks = ["qqp", "gigaword", "samsum", "webnlg"]
+    centers = rng.normal(size=(4, 16)) * 5
+    for cid in range(4):
+        labels = np.arange(8) % 4
+        emb = centers[labels] + rng.normal(size=(8, 16))
+        ClientStore(folder.path / "clients", cid).save_eval(2, {"embeddings": emb, "routed": labels},
+                                                              {"tasks": [tasks[i] for i in labels]})
+
+
+def test_every_plot_is_written(matrix, tmp_path):
+    rng = np.random.default_rng(0)
+    for seed in (0, 1):
+        add_fedrouter_analysis(RunFolder(matrix / "generalization" / f"fedrouter_seed{seed}"), rng)
+    written = write_report(matrix, tmp_path / "report")
+    names = {p.name for p in written}
+    assert {"results.md", "results.csv", "per_task.csv", "bars_generalization.png", "bars_interference.png",
+            "tsne_generalization.png", "silhouette.png", "rouge1_curves.png"} <= names
+    assert "tsne_interference.png" not in names  # no FedRouter run there
+    for p in written:
+        assert p.stat().st_size > 0
+        if p.suffix == ".png":
+            assert p.read_bytes()[:8] == PNG_MAGIC and p.stat().st_size > 1000
+
+
+# --- the matrix script ---------------------------------------------------------------------------
+
+
+def run_script(out: Path, timeout: float, **variables: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "output_dir": str(out), "seeds": "0",
+           # the scripts call `python3`: the interpreter running the tests
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", **variables}
+    return subprocess.run(["sh", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_script_skips_completed_cells_without_starting_them(tmp_path):
+    out = tmp_path / "m"
+    for scenario in ("interference", "generalization"):
+        for method in ("fedit", "fedrouter"):
+            make_run(out, scenario, method, 0, 0.4)
+    results = sorted(out.glob("*/*_seed0/results.json"))
+    mtimes = [p.stat().st_mtime_ns for p in results]
+    proc = run_script(out, 120, methods="fedit fedrouter", scenarios="interference generalization")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("=== skipped") == 4
+    assert "seed 0 ->" not in proc.stdout  # the seed launcher never started
+    assert [p.stat().st_mtime_ns for p in results] == mtimes
+    assert (out / "report" / "results.md").exists() and (out / "report" / "results.csv").exists()
+
+
+def test_script_rejects_an_unknown_scenario_before_running_anything(tmp_path):
+    proc = run_script(tmp_path / "m", 30, methods="fedit", scenarios="single nosuch")
+    assert proc.returncode != 0
+    assert "unknown scenario 'nosuch'" in proc.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_script_tries_every_cell_then_fails_naming_the_failed_ones(tmp_path):
+    out = tmp_path / "m"
+    make_run(out, "single", "fedit", 0, 0.4)
+    proc = run_script(out, 300, methods="nosuch1 nosuch2 fedit", scenarios="single")
+    assert proc.returncode == 1
+    assert "FAILED: single/nosuch1_seed0 single/nosuch2_seed0" in proc.stderr  # the second was still tried
+    assert "fed_alg='nosuch2' is not known" in proc.stdout
+    assert (out / "report" / "results.md").exists()  # the report of what completed is still written
+
+
+@pytest.mark.slow  # four real simulations (each starts Ray): ~5-7 min on 2 busy cores
+def test_tiny_matrix_runs_reports_and_resumes(tmp_path):
+    out = tmp_path / "m"
+    tiny = dict(methods="fedit fedrouter", scenarios="interference generalization", num_clients="4",
+                sample_clients="4", num_rounds="2", eval_round="1", max_steps="2", batch_size="8",
+                dataset_sample="80", extra="max_new_tokens=4 max_eval_size=8")
+    proc = run_script(out, 1200, **tiny)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = out / "report"
+    md = (report / "results.md").read_text()
+    assert "| interference | dual | same | local | 2 | 4 |" in md
+    assert "| generalization | single | all | global | 1 | 4 |" in md
+    assert "Relative gain of fedrouter (ROUGE-1)" in md
+    rows = read_csv((report / "results.csv").read_text())
+    assert {(r["scenario"], r["method"]) for r in rows} == {(s, m) for s in ("interference", "generalization")
+                                                            for m in ("fedit", "fedrouter")}
+    assert len(rows) == 2 * 2 * 3 and all(r["n_seeds"] == "1" for r in rows)
+    for name in ("bars_interference", "bars_generalization", "tsne_interference", "tsne_generalization",
+                 "silhouette", "rouge1_curves"):
+        png = report / f"{name}.png"
+        assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 1000
+    # every run evaluated rounds 1 and 2 (the last round always evaluates)
+    runs = load_runs(out)
+    assert len(runs) == 4 and all(r.results["final_round"] == 2 for r in runs)
+
+    results = sorted(out.glob("*/*_seed0/results.json"))
+    mtimes = [p.stat().st_mtime_ns for p in results]
+    t0 = time.perf_counter()
+    again = run_script(out, 300, **tiny)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("=== skipped") == 4
+    assert [p.stat().st_mtime_ns for p in results] == mtimes
+    assert time.perf_counter() - t0 < 120  # only the report ran, no simulation
+
+
+def test_zero_shot_row_counts_each_seed_once(matrix):
+    """Round 0 is the base model: every method of a scenario and seed has the same, counted once."""
+    stats = zero_shot_stats(load_runs(matrix), "rouge1")
+    assert stats["generalization"].n == 2 and stats["generalization"].mean == pytest.approx(0.015)
+    assert stats["interference"].n == 1 and stats["interference"].mean == pytest.approx(0.01)
+    row = next(line for line in markdown_report(load_runs(matrix), matrix).splitlines()
+               if line.startswith("| base model, zero-shot (round 0) |"))
+    assert row == "| base model, zero-shot (round 0) | 0.0100 ± – (n=1) | 0.0150 ± 0.0071 (n=2) |"  # interference first

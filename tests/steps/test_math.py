@@ -1,0 +1,58 @@
+"""Hand-computed expectations for FedAvg, ROUGE bookkeeping and the learning-rate schedule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fedrouter.config import RunConfig
+from fedrouter.steps.aggregate import non_finite_keys, select, weighted_average
+from fedrouter.steps.evaluate import combine_clients, rouge, summarize_client
+
+
+def test_fedavg_matches_hand_computed_weighted_mean():
+    a = {"x.lora_A.weight": np.array([1.0, 2.0], np.float32), "x.lora_B.weight": np.array([[0.0]], np.float32)}
+    b = {"x.lora_A.weight": np.array([3.0, 6.0], np.float32), "x.lora_B.weight": np.array([[4.0]], np.float32)}
+    avg = weighted_average([a, b], [1, 3])  # weights 0.25 / 0.75
+    np.testing.assert_allclose(avg["x.lora_A.weight"], [2.5, 5.0])
+    np.testing.assert_allclose(avg["x.lora_B.weight"], [[3.0]])
+    assert avg["x.lora_A.weight"].dtype == np.float32
+    assert set(select(a, "lora_A")) == {"x.lora_A.weight"}
+    with pytest.raises(ValueError):
+        weighted_average([a, b], [0, 0])
+
+
+def test_non_finite_detection():
+    assert non_finite_keys({"a": np.array([1.0, np.nan]), "b": np.ones(2)}) == ["a"]
+
+
+def test_rouge_against_hand_computed_values():
+    # pred "the cat sat", ref "the cat sat down": P = 3/3, R = 3/4, F1 = 2*1*0.75/1.75 = 6/7
+    s = rouge(["the cat sat", "no overlap"], ["the cat sat down", "something else"])
+    assert s["rouge1"][0] == pytest.approx(6 / 7)
+    # bigrams: pred {the cat, cat sat} ref {the cat, cat sat, sat down}: P=1, R=2/3, F=0.8
+    assert s["rouge2"][0] == pytest.approx(0.8)
+    assert s["rouge1"][1] == 0.0
+
+
+def test_client_then_mean_over_clients():
+    # client A: two samples (qqp 1.0, webnlg 0.0) -> 0.5; client B: one sample (qqp 0.5) -> 0.5
+    a = summarize_client({k: np.array([1.0, 0.0]) for k in ("rouge1", "rouge2", "rougeL")}, ["qqp", "webnlg"])
+    b = summarize_client({k: np.array([0.5]) for k in ("rouge1", "rouge2", "rougeL")}, ["qqp"])
+    assert a["rouge1"] == pytest.approx(0.5) and a["n/qqp"] == 1
+    out = combine_clients([a, b])
+    assert out["rouge1"] == pytest.approx(0.5)  # mean over clients, not over the 3 samples (0.5 too)
+    assert out["rouge1/qqp"] == pytest.approx(0.75)  # mean of client scores on qqp: (1.0 + 0.5) / 2
+    assert out["rouge1/webnlg"] == pytest.approx(0.0)
+    assert out["num_clients"] == 2 and out["num_samples"] == 3
+    # a client-mean differs from a pooled mean when clients have different sizes
+    c = summarize_client({k: np.array([1.0, 1.0, 1.0]) for k in ("rouge1", "rouge2", "rougeL")}, ["qqp"] * 3)
+    d = summarize_client({k: np.array([0.0]) for k in ("rouge1", "rouge2", "rougeL")}, ["qqp"])
+    assert combine_clients([c, d])["rouge1"] == pytest.approx(0.5)
+
+
+def test_cosine_lr_over_rounds():
+    cfg = RunConfig(num_rounds=5, lr=5e-4, lr_min=1e-5)
+    assert cfg.lr_at(1) == pytest.approx(5e-4)
+    assert cfg.lr_at(5) == pytest.approx(1e-5)
+    assert cfg.lr_at(3) == pytest.approx((5e-4 + 1e-5) / 2)
