@@ -9,16 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Reference-code names for the evaluation router, mapped onto (router, test distribution).
+# The reference launcher's `evaluation_mode`, an alias resolved once into (router, test_distribution);
+# the router part applies to an algorithm that has a `router` setting.
 EVALUATION_MODES: dict[str, tuple[str, str]] = {
     "local": ("local", "same"),
     "global": ("global", "all"),
     "data_local_eval_global": ("global", "same"),
     "data_global_eval_local": ("local", "all"),
 }
-ROUTERS = ("local", "global")
 TEST_DISTRIBUTIONS = ("same", "all")
-EMBEDDINGS = ("base", "sentence")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -26,8 +25,31 @@ class ConfigError(ValueError):
     """One or more settings are invalid; the message lists every problem."""
 
 
-def _f(default: Any, help: str) -> Any:  # noqa: A002 - 'help' mirrors dataclass metadata convention
+def setting(default: Any, help: str) -> Any:  # noqa: A002 - 'help' mirrors dataclass metadata convention
+    """A settings field: its default and the one-line meaning shown by --list-settings and the docs."""
     return field(default=default, metadata={"help": help})
+
+
+_f = setting
+
+
+@dataclass(frozen=True)
+class AlgorithmSettings:
+    """An algorithm's own settings (PEFT's per-method config classes show the habit): subclass it
+    with `setting(...)` fields, and override `check` to return one message per invalid value. Keys
+    are flat in the run config (`mu=0.1`), so a subclass's field names are its settings' names."""
+
+    def check(self, run: RunConfig) -> list[str]:
+        """Problems with these settings in the context of the run's common settings (empty = valid)."""
+        return []
+
+    def check_data(self, run: RunConfig, train_sizes: list[int]) -> list[str]:
+        """Problems that show only once the data is partitioned (training records per client)."""
+        return []
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return {f.name: f.default for f in dataclasses.fields(cls)}
 
 
 @dataclass(frozen=True)
@@ -38,7 +60,7 @@ class RunConfig:
     dataset_name: str = _f("builtin", "builtin | multitask | path to a JSONL/CSV/parquet file or folder")
     dataset_sample: int = _f(400, "records per task taken from the source before the split (0 = all)")
     split_strategy: str = _f("single", "single | dual | all (aliases: multitask_clusters, ...)")
-    test_distribution: str = _f("", "same | all; empty = implied by evaluation_mode")
+    test_distribution: str = _f("same", "same (each client tested on its own tasks) | all (on every task: the generalization scenario)")
     train_split: float = _f(0.8, "share of each task's pool used for training (ignored with a split column)")
     max_data_per_client: int = _f(0, "cap on training records per client (0 = no cap)")
     max_eval_size: int = _f(40, "cap on test records per client (0 = no cap)")
@@ -68,55 +90,105 @@ class RunConfig:
     eval_round: str = _f("0,5,10,20", "comma-separated rounds at which to evaluate (and save adapters); 0 = the base model before training (zero-shot)")
     batch_size_eval: int = _f(32, "prompts per generation batch")
     max_new_tokens: int = _f(40, "generation length cap")
-    evaluation_mode: str = _f("", "local | global | data_local_eval_global | data_global_eval_local")
-    router: str = _f("", "local | global; empty = implied by evaluation_mode (FedRouter only)")
     # --- algorithm ------------------------------------------------------------------------------
-    fed_alg: str = _f("fedrouter", "fedrouter (alias clustered) | fedit | local | fedcluster | fedsa | feddpa")
-    n_clusters: str = _f("1", "local clusters per client (FedRouter); int or auto")
-    global_n_clusters: str = _f("4", "global clusters (FedRouter) / client groups (FedCluster); int or auto")
-    k_range: str = _f("2,8", "min,max k tried by auto (silhouette)")
-    train_all_clusters: bool = _f(False, "FedRouter: train every local cluster each round")
-    embedding: str = _f("base", "base (mean last hidden state) | sentence (sentence-transformers)")
-    sentence_model: str = _f("", "sentence-transformers model path; empty = packaged all-MiniLM-L6-v2")
-    sim_round: int = _f(3, "FedCluster: round at which clients are grouped")
-    diagnostics: bool = _f(True, "FedRouter analysis outputs: clients send per-cluster counts of the true task labels (aggregates, never per-sample labels) for purity, ARI and routing accuracy, and silhouette curves over k_range are computed even with a fixed k; false in a real federation")
+    fed_alg: str = _f("", "the algorithm; empty = the proposed one (FedRouter); each algorithm's own settings are listed below")
     # --- run ------------------------------------------------------------------------------------
     seed: int = _f(0, "seed of the split, LoRA init, batches and k-means")
     output_dir: str = _f("output", "parent folder of the run folders")
-    sim_alias: str = _f("run", "run name; the run folder is <output_dir>/<sim_alias>_seed<seed>")
+    sim_alias: str = _f("", "run name; the run folder is <output_dir>/<sim_alias>_seed<seed>; empty = <fed_alg>_<split_strategy>")
     resume: bool = _f(True, "continue from the last completed round when the run folder has a checkpoint")
     max_failure_rate: float = _f(0.5, "stop the run when more than this share of a round's clients fail")
     inject_fault: str = _f("", "testing aid: 'client:round[:nan]' entries, comma-separated; that client's training raises (or returns NaN)")
     client_resources_cpus: int = _f(1, "CPUs per virtual client (Ray): workers = CPUs / this, each with this many torch threads (also the torch threads of a deployed ClientApp)")
     client_resources_gpus: float = _f(0.0, "GPUs per virtual client (Ray); fractions share a device")
     ray_address: str = _f("", "simulation: Ray cluster to run the clients on (host:port of its head, or auto); empty = start a private local Ray")
+    # --- the algorithm's own settings (its registry entry's settings class) ----------------------
+    alg: AlgorithmSettings = field(default=None, metadata={"help": "settings of fed_alg"})  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if not self.fed_alg:
+            from fedrouter.algorithms.base import default_algorithm
+
+            object.__setattr__(self, "fed_alg", default_algorithm())
+        if not self.sim_alias:
+            object.__setattr__(self, "sim_alias", f"{self.fed_alg}_{self.split_strategy}")
+        if self.alg is None:  # RunConfig() alone: the algorithm's defaults
+            object.__setattr__(self, "alg", settings_class(self.fed_alg)())
 
     # ------------------------------------------------------------------------------------------
     @classmethod
-    def from_mapping(cls, values: dict[str, Any]) -> RunConfig:
-        """Build from strings or typed values; unknown keys and unparsable values are errors."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(k for k in values if k.replace("-", "_") not in fields)
+    def from_mapping(cls, values: dict[str, Any], strict: bool = True) -> RunConfig:
+        """Build from flat key=value settings (strings or typed values), read once: the common ones go
+        to RunConfig, fed_alg's own ones to its settings class, `evaluation_mode` is resolved into
+        router + test_distribution. Unknown keys, unparsable values and another algorithm's setting
+        given a non-default value are errors; another algorithm's keys at their defaults (as
+        `flwr run` passes every key of pyproject's config) are ignored; `strict=False` ignores them
+        whatever their value (reading run folders written before each algorithm owned its settings)."""
+        values = {k.replace("-", "_"): v for k, v in values.items()}
+        common = {f.name: f for f in dataclasses.fields(cls) if f.name != "alg"}
+        fed_alg = str(values.get("fed_alg") or "")
+        if not fed_alg:
+            from fedrouter.algorithms.base import default_algorithm
+
+            fed_alg = values["fed_alg"] = default_algorithm()
+        own_cls = settings_class(fed_alg)  # raises ConfigError naming the known algorithms
+        own = {f.name: f for f in dataclasses.fields(own_cls)}
+        problems: list[str] = []
+        mode = str(values.pop("evaluation_mode", "") or "")
+        for key in ("router", "test_distribution"):  # empty = not set (flwr config, old run folders)
+            if values.get(key) == "":
+                values.pop(key)
+        if mode:
+            if mode not in EVALUATION_MODES:
+                raise ConfigError(f"evaluation_mode={mode!r} is not known; allowed: {', '.join(EVALUATION_MODES)}")
+            for key, implied in zip(("router", "test_distribution"), EVALUATION_MODES[mode], strict=True):
+                if key == "router" and key not in own:
+                    continue
+                if key in values and str(values[key]) != implied and strict:
+                    problems.append(f"evaluation_mode={mode!r} means {key}={implied!r}, but {key}={values[key]!r} is set too")
+                values.setdefault(key, implied)
+        foreign = _other_algorithms_settings(fed_alg)
+        unknown = sorted(k for k in values if k not in common and k not in own and k not in foreign)
         if unknown:
-            raise ConfigError(f"unknown setting(s) {unknown}; known settings: {sorted(fields)}")
-        kwargs: dict[str, Any] = {}
-        problems = []
+            raise ConfigError(f"unknown setting(s) {unknown}; known settings: {sorted(common)}; "
+                              f"fed_alg={fed_alg} also has: {sorted(own) or 'none'}")
+        run_kwargs: dict[str, Any] = {}
+        alg_kwargs: dict[str, Any] = {}
         for key, raw in values.items():
-            name = key.replace("-", "_")
-            kind = type(fields[name].default)
+            target, f = (run_kwargs, common[key]) if key in common else (alg_kwargs, own.get(key))
+            if f is None:  # another algorithm's setting: fine at its default, an error otherwise
+                owner, default = foreign[key]
+                try:
+                    same = _coerce(raw, type(default)) == default
+                except ValueError:
+                    same = False
+                if not same and strict:
+                    problems.append(f"{key}={raw!r} is a setting of fed_alg={owner}; fed_alg={fed_alg} has no "
+                                    f"setting {key!r} (its settings: {', '.join(sorted(own)) or 'none'})")
+                continue
             try:
-                kwargs[name] = _coerce(raw, kind)
+                target[key] = _coerce(raw, type(f.default))
             except ValueError:
-                problems.append(f"{name}={raw!r}: expected {kind.__name__}")
+                problems.append(f"{key}={raw!r}: expected {type(f.default).__name__}")
         if problems:
             raise ConfigError("; ".join(problems))
-        return cls(**kwargs)
+        return cls(**run_kwargs, alg=own_cls(**alg_kwargs))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Flat: the common settings and the algorithm's own (what config.json records)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "alg"}
+        out.update(dataclasses.asdict(self.alg))
+        return out
 
     def replace(self, **changes: Any) -> RunConfig:
-        return dataclasses.replace(self, **changes)
+        """A copy with some flat settings changed (common or the algorithm's own)."""
+        if "fed_alg" in changes and changes["fed_alg"] != self.fed_alg:  # the old algorithm's settings go
+            common = {k: v for k, v in self.to_dict().items() if k not in self.alg.defaults()}
+            return RunConfig.from_mapping({**common, **changes})
+        own = {f.name for f in dataclasses.fields(self.alg)}
+        alg_changes = {k: changes.pop(k) for k in list(changes) if k in own}
+        alg = dataclasses.replace(self.alg, **alg_changes) if alg_changes else self.alg
+        return dataclasses.replace(self, alg=alg, **changes)
 
     @property
     def run_dir(self) -> Path:
@@ -128,18 +200,6 @@ class RunConfig:
         rounds = {int(x) for x in self.eval_round.replace(" ", "").split(",") if x}
         rounds.add(self.num_rounds)
         return tuple(sorted(rounds))
-
-    @property
-    def resolved_router(self) -> str:
-        if self.router:
-            return self.router
-        return EVALUATION_MODES[self.evaluation_mode][0] if self.evaluation_mode else "global"
-
-    @property
-    def resolved_test_distribution(self) -> str:
-        if self.test_distribution:
-            return self.test_distribution
-        return EVALUATION_MODES[self.evaluation_mode][1] if self.evaluation_mode else "same"
 
     @property
     def target_modules(self) -> list[str] | None:
@@ -154,10 +214,6 @@ class RunConfig:
                 return parts[2] if len(parts) > 2 else "raise"
         return None
 
-    def k_bounds(self) -> tuple[int, int]:
-        lo, hi = (int(x) for x in self.k_range.split(","))
-        return lo, hi
-
     def lr_at(self, rnd: int) -> float:
         """Cosine schedule over rounds (rnd is 1-based), constant within a round."""
         progress = (rnd - 1) / max(1, self.num_rounds - 1)
@@ -165,6 +221,20 @@ class RunConfig:
 
     def fingerprint(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def parse_k_range(text: str) -> tuple[int, int]:
+    """'min,max' -> (min, max): the k tried by an automatic choice of the number of clusters."""
+    lo, hi = (int(x) for x in text.split(","))
+    return lo, hi
+
+
+def k_range_problems(text: str, name: str = "k_range") -> list[str]:
+    try:
+        lo, hi = parse_k_range(text)
+    except ValueError:
+        return [f"{name}={text!r} must be 'min,max', e.g. '2,8'"]
+    return [] if 2 <= lo <= hi else [f"{name}={text!r} must be 'min,max' with 2 <= min <= max"]
 
 
 def _coerce(raw: Any, kind: type) -> Any:
@@ -189,10 +259,66 @@ def _coerce(raw: Any, kind: type) -> Any:
     return str(raw)
 
 
-def help_table() -> str:
-    """Markdown table of every setting, its default and meaning (used by the README and --help)."""
+def settings_class(fed_alg: str) -> type[AlgorithmSettings]:
+    from fedrouter.algorithms.base import get_algorithm
+
+    try:
+        return get_algorithm(fed_alg).settings
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _other_algorithms_settings(fed_alg: str) -> dict[str, tuple[str, Any]]:
+    """key -> (owning algorithm, default) for the settings of every other registered algorithm."""
+    from fedrouter.algorithms.base import algorithms
+
+    own = settings_class(fed_alg)
+    out: dict[str, tuple[str, Any]] = {}
+    for alg in algorithms():
+        if alg.settings is not own:
+            for key, default in alg.settings.defaults().items():
+                out.setdefault(key, (alg.name, default))
+    return out
+
+
+def flat_defaults() -> dict[str, Any]:
+    """Every key a run config may hold, with its default: the common settings and each algorithm's
+    own (the single definition that pyproject's [tool.flwr.app.config] and the docs are tested equal to)."""
+    from fedrouter.algorithms.base import algorithms
+
+    out = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.name != "alg"}
+    out["evaluation_mode"] = ""
+    for alg in algorithms():
+        out.update(alg.settings.defaults())
+    return out
+
+
+def _common_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(RunConfig) if f.name != "alg"]
+
+
+def _table(fields, defaults: dict[str, Any]) -> list[str]:
     rows = ["| setting | default | meaning |", "| --- | --- | --- |"]
-    for f in dataclasses.fields(RunConfig):
+    for f in fields:
         meaning = f.metadata["help"].replace("|", "\\|")  # a bare | would split the cell
-        rows.append(f"| `{f.name}` | `{f.default}` | {meaning} |")
+        rows.append(f"| `{f.name}` | `{defaults[f.name]}` | {meaning} |")
+    return rows
+
+
+def help_table() -> str:
+    """Markdown tables of every setting, its default and meaning: the common settings, then each
+    algorithm's own (used by docs/configuration.md and --list-settings)."""
+    from fedrouter.algorithms.base import algorithms
+
+    fields = [f for f in dataclasses.fields(RunConfig) if f.name != "alg"]
+    rows = _table(fields, {f.name: f.default for f in fields})
+    rows.append("| `evaluation_mode` | `` | alias of the reference launcher: local = (router local, test same), "
+                "global = (global, all), data_local_eval_global = (global, same), data_global_eval_local = "
+                "(local, all); resolved once when settings are read |")
+    for alg in algorithms():
+        fields = dataclasses.fields(alg.settings)
+        rows += ["", f"`fed_alg={alg.name}`" + (f" (alias {', '.join(alg.aliases)})" if alg.aliases else "")
+                 + f": {alg.summary}" + ("" if fields else "; no settings of its own")]
+        if fields:
+            rows += ["", *_table(fields, alg.settings.defaults())]
     return "\n".join(rows)

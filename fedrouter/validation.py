@@ -5,54 +5,31 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fedrouter.config import (
-    DTYPES,
-    EMBEDDINGS,
-    EVALUATION_MODES,
-    ROUTERS,
-    TEST_DISTRIBUTIONS,
-    ConfigError,
-    RunConfig,
-)
-from fedrouter.data.builtin import TASKS
+from fedrouter.config import DTYPES, TEST_DISTRIBUTIONS, ConfigError, RunConfig
 from fedrouter.data.splits import SPLIT_ALIASES
 from fedrouter.data.splits import SPLIT_STRATEGIES as SPLITS
-
-NUM_TASKS = len(TASKS)
 
 
 def problems(cfg: RunConfig, sources: bool = True) -> list[str]:
     """Every problem found (empty list = valid). `sources=False` checks the settings alone; with
     `sources=True` the data and model they name are checked on this machine too (see
     `source_problems`), which is right wherever the data lives: the launcher, and each client."""
-    from fedrouter.algorithms.base import known_algorithms
-
     out: list[str] = []
 
     def check(ok: bool, msg: str) -> None:
         if not ok:
             out.append(msg)
 
-    algs = known_algorithms()
-    check(cfg.fed_alg in algs, f"fed_alg={cfg.fed_alg!r} is not known; allowed: {', '.join(algs)}")
     split = SPLIT_ALIASES.get(cfg.split_strategy, cfg.split_strategy)
     check(split in SPLITS, f"split_strategy={cfg.split_strategy!r} is not known; allowed: "
           f"{', '.join(SPLITS + tuple(SPLIT_ALIASES))}")
-    check(cfg.evaluation_mode in ("", *EVALUATION_MODES),
-          f"evaluation_mode={cfg.evaluation_mode!r} is not known; allowed: {', '.join(EVALUATION_MODES)}")
-    check(cfg.router in ("", *ROUTERS), f"router={cfg.router!r} is not known; allowed: {', '.join(ROUTERS)}")
-    check(cfg.test_distribution in ("", *TEST_DISTRIBUTIONS),
+    check(cfg.test_distribution in TEST_DISTRIBUTIONS,
           f"test_distribution={cfg.test_distribution!r} is not known; allowed: {', '.join(TEST_DISTRIBUTIONS)}")
-    check(cfg.embedding in EMBEDDINGS, f"embedding={cfg.embedding!r} is not known; allowed: {', '.join(EMBEDDINGS)}")
     check(cfg.dtype in DTYPES, f"dtype={cfg.dtype!r} is not known; allowed: {', '.join(DTYPES)}")
 
     check(cfg.num_clients >= 1, f"num_clients={cfg.num_clients} must be >= 1")
     check(1 <= cfg.sample_clients <= cfg.num_clients,
           f"sample_clients={cfg.sample_clients} must be between 1 and num_clients={cfg.num_clients}")
-    if split in ("single", "dual"):
-        check(cfg.num_clients % NUM_TASKS == 0,
-              f"num_clients={cfg.num_clients} must be a multiple of {NUM_TASKS} for split_strategy={split} "
-              f"({NUM_TASKS} tasks, the same number of clients per task)")
     check(cfg.num_rounds >= 1, f"num_rounds={cfg.num_rounds} must be >= 1")
     try:
         rounds = [int(x) for x in cfg.eval_round.replace(" ", "").split(",") if x]
@@ -82,45 +59,13 @@ def problems(cfg: RunConfig, sources: bool = True) -> list[str]:
     check(cfg.client_resources_cpus >= 1, f"client_resources_cpus={cfg.client_resources_cpus} must be >= 1")
     check(cfg.client_resources_gpus >= 0, f"client_resources_gpus={cfg.client_resources_gpus} must be >= 0")
     check(not (cfg.load_in_4bit and cfg.load_in_8bit), "load_in_4bit and load_in_8bit cannot both be true")
-    if cfg.fed_alg == "fedcluster":
-        check(1 <= cfg.sim_round <= cfg.num_rounds, f"sim_round={cfg.sim_round} must be in 1..num_rounds={cfg.num_rounds}")
     try:
         cfg.fault_for(-1, -1)
     except (ValueError, IndexError):
         out.append(f"inject_fault={cfg.inject_fault!r} must be 'client:round[:nan]' entries, comma-separated")
-    out += _cluster_problems(cfg)
+    out += cfg.alg.check(cfg)  # the algorithm's own settings, checked by its settings class
     if sources:
         out += source_problems(cfg, partition=not out)
-    return out
-
-
-def _cluster_problems(cfg: RunConfig) -> list[str]:
-    out = []
-    try:
-        lo, hi = cfg.k_bounds()
-        if not 2 <= lo <= hi:
-            out.append(f"k_range={cfg.k_range!r} must be 'min,max' with 2 <= min <= max")
-    except ValueError:
-        out.append(f"k_range={cfg.k_range!r} must be 'min,max', e.g. '2,8'")
-    for name in ("n_clusters", "global_n_clusters"):
-        value = getattr(cfg, name)
-        if value == "auto":
-            continue
-        try:
-            k = int(value)
-        except ValueError:
-            out.append(f"{name}={value!r} must be a positive integer or 'auto'")
-            continue
-        if k < 1:
-            out.append(f"{name}={k} must be >= 1 (or 'auto')")
-    # The global k-means clusters num_clients x n_clusters local centroids.
-    if cfg.fed_alg == "fedcluster" and cfg.global_n_clusters.isdigit() and int(cfg.global_n_clusters) > cfg.num_clients:
-        out.append(f"global_n_clusters={cfg.global_n_clusters} groups is more than num_clients={cfg.num_clients}")
-    if cfg.fed_alg in ("fedrouter", "clustered") and cfg.global_n_clusters.isdigit() and cfg.n_clusters.isdigit():
-        points = cfg.num_clients * int(cfg.n_clusters)
-        if int(cfg.global_n_clusters) > points:
-            out.append(f"global_n_clusters={cfg.global_n_clusters} is larger than the {points} local centroids "
-                       f"to cluster (num_clients={cfg.num_clients} x n_clusters={cfg.n_clusters})")
     return out
 
 
@@ -170,12 +115,7 @@ def _data_problems(cfg: RunConfig) -> list[str]:
     if empty:
         out.append(f"clients {empty} get no training data from dataset_name={cfg.dataset_name!r} "
                    f"(dataset_sample={cfg.dataset_sample}, num_clients={cfg.num_clients}); use fewer clients or more data")
-    largest = max(len(c.train) for c in clients)
-    if cfg.fed_alg in ("fedrouter", "clustered") and cfg.n_clusters.isdigit() and int(cfg.n_clusters) > largest:
-        out.append(f"n_clusters={cfg.n_clusters} is larger than every client's training set (the largest has "
-                   f"{largest} samples); a client with fewer samples than n_clusters uses fewer clusters, but "
-                   "none can have this many")
-    return out
+    return out + cfg.alg.check_data(cfg, [len(c.train) for c in clients])
 
 
 def validate(cfg: RunConfig, sources: bool = True) -> None:

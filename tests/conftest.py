@@ -104,8 +104,11 @@ def message_violations(fed_alg: str, kind: str, content: RecordDict, lora: dict[
         bad += [f"metric record {name!r}"] * (name != "metrics")
         bad += [f"metric {key!r}" for key in record if not any(re.fullmatch(p, key) for p in patterns)]
     for name, record in content.config_records.items():
-        allowed = {"k_local"} if (fed_alg, kind) == ("fedrouter", "setup") else set()
+        allowed = {"k_local", "tasks"} if (fed_alg, kind) == ("fedrouter", "setup") else set()
         bad += [f"config {name}.{key}={value!r}" for key, value in record.items() if name != "meta" or key not in allowed]
+        # The task names (columns of the diagnostics' task counts) are the data's task list, nothing per sample.
+        if name == "meta" and "tasks" in record and not set(record["tasks"]) <= {"qqp", "gigaword", "samsum", "webnlg"}:
+            bad.append(f"config meta.tasks={record['tasks']!r}")
     shapes = {name: {k: tuple(v.shape) for k, v in record.items()} for name, record in content.array_records.items()}
     if kind in ("train", "setup") and fed_alg != "local":
         if fed_alg == "fedrouter" and kind == "setup":

@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 import dataclasses
-
-import pytest
 import tomllib
 
+import pytest
+
 from conftest import REPO
-from fedrouter.config import ConfigError, RunConfig, help_table
+from fedrouter.algorithms.base import algorithms
+from fedrouter.config import ConfigError, RunConfig, flat_defaults, help_table
 from fedrouter.validation import validate
 
 
 def test_pyproject_app_config_equals_code_defaults():
     app_cfg = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
-    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
-    assert app_cfg == defaults
+    assert app_cfg == flat_defaults()
 
 
-def test_readme_settings_table_matches_the_code():
-    """The README's settings table is help_table()'s output: defaults and meanings cannot drift."""
-    assert help_table() in (REPO / "README.md").read_text()
+def test_a_key_two_algorithms_share_has_one_default():
+    seen: dict[str, object] = {}
+    for alg in algorithms():
+        for key, default in alg.settings.defaults().items():
+            assert seen.setdefault(key, default) == default, key
+            assert key not in {f.name for f in dataclasses.fields(RunConfig)}, key
+
+
+def test_docs_settings_table_matches_the_code():
+    """docs/configuration.md's settings tables are help_table()'s output: defaults and meanings cannot drift."""
+    assert help_table() in (REPO / "docs" / "configuration.md").read_text()
 
 
 def test_parsing_strings_and_unknown_keys():
@@ -32,25 +40,51 @@ def test_parsing_strings_and_unknown_keys():
         RunConfig.from_mapping({"num_rounds": "x"})
 
 
-def test_evaluation_mode_maps_to_router_and_test_distribution():
-    assert (RunConfig(evaluation_mode="global").resolved_router, RunConfig(evaluation_mode="global").resolved_test_distribution) == ("global", "all")
-    cfg = RunConfig(evaluation_mode="data_local_eval_global")
-    assert (cfg.resolved_router, cfg.resolved_test_distribution) == ("global", "same")
-    cfg = RunConfig(evaluation_mode="data_global_eval_local")
-    assert (cfg.resolved_router, cfg.resolved_test_distribution) == ("local", "all")
+@pytest.mark.parametrize("mode, router, tested_on", [("local", "local", "same"), ("global", "global", "all"),
+                                                      ("data_local_eval_global", "global", "same"),
+                                                      ("data_global_eval_local", "local", "all")])
+def test_evaluation_mode_is_resolved_once_into_router_and_test_distribution(mode, router, tested_on):
+    cfg = RunConfig.from_mapping({"evaluation_mode": mode})
+    assert (cfg.alg.router, cfg.test_distribution) == (router, tested_on)
+    assert "evaluation_mode" not in cfg.to_dict()  # config.json records what it resolved to
+    # A method without a router takes the test distribution only.
+    assert RunConfig.from_mapping({"evaluation_mode": mode, "fed_alg": "fedit"}).test_distribution == tested_on
+    with pytest.raises(ConfigError, match=f"evaluation_mode='{mode}' means router="):
+        RunConfig.from_mapping({"evaluation_mode": mode, "router": "global" if router == "local" else "local"})
+
+
+def test_one_router_default_everywhere():
+    """The code, pyproject (flwr run .) and the launcher (which forwards nothing unset) agree."""
+    assert RunConfig().alg.router == flat_defaults()["router"] == "local"
+    assert RunConfig().test_distribution == "same"
+
+
+def test_each_algorithm_owns_its_settings():
+    assert RunConfig.from_mapping({"fed_alg": "fedprox", "mu": "0.1"}).alg.mu == 0.1
+    assert RunConfig.from_mapping({"fed_alg": "fedcluster", "n_groups": "2"}).alg.n_groups == "2"
+    # Another algorithm's key at its default is ignored (flwr run passes every key); set, it is an error.
+    assert RunConfig.from_mapping({"fed_alg": "fedit", "mu": 0.01, "n_clusters": "1"}).to_dict().get("mu") is None
+    with pytest.raises(ConfigError, match="n_clusters='3' is a setting of fed_alg=fedrouter; fed_alg=fedit has no"):
+        RunConfig.from_mapping({"fed_alg": "fedit", "n_clusters": "3"})
+    cfg = RunConfig.from_mapping({"n_clusters": "2"}).replace(router="global", num_rounds=3)
+    assert (cfg.alg.n_clusters, cfg.alg.router, cfg.num_rounds) == ("2", "global", 3)
 
 
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"fed_alg": "fedavgx"}, "fed_alg='fedavgx' is not known; allowed: "),
         ({"split_strategy": "triple"}, "split_strategy='triple' is not known"),
-        ({"evaluation_mode": "both"}, "evaluation_mode='both' is not known"),
+        ({"test_distribution": "some"}, "test_distribution='some' is not known; allowed: same, all"),
         ({"n_clusters": "0"}, "n_clusters=0 must be >= 1"),
+        ({"router": "nearest"}, "router='nearest' is not known; allowed: local, global"),
         ({"fed_alg": "fedrouter", "global_n_clusters": "40"}, "global_n_clusters=40 is larger than the 8 local centroids"),
-        ({"fed_alg": "fedcluster", "global_n_clusters": "9"}, "global_n_clusters=9 groups is more than num_clients=8"),
+        ({"fed_alg": "fedcluster", "n_groups": "9"}, "n_groups=9 groups is more than num_clients=8"),
+        ({"fed_alg": "fedcluster", "sim_round": 30}, "sim_round=30 must be in 1..num_rounds=20"),
+        ({"fed_alg": "fedcluster", "update_scope": "first"}, "update_scope='first' is not known; allowed: last, all"),
+        ({"fed_alg": "feddpa", "mix_weight": 1.5}, "mix_weight=1.5 must be in [0, 1]"),
+        ({"fed_alg": "fedprox", "mu": -1}, "mu=-1.0 must be >= 0"),
         ({"sample_clients": 9}, "sample_clients=9 must be between 1 and num_clients=8"),
-        ({"num_clients": 6}, "num_clients=6 must be a multiple of 4 for split_strategy=single"),
+        ({"num_clients": 6, "sample_clients": 6}, "num_clients=6 is not a positive multiple of 4, which the 'single' split"),
         ({"eval_round": "5,30"}, "eval_round='5,30' has rounds [30] outside 0..num_rounds=20"),
         ({"lora_r": 0}, "lora_r=0 must be > 0"),
         ({"train_split": 1.0}, "train_split=1.0 must be in (0, 1)"),
@@ -61,15 +95,25 @@ def test_evaluation_mode_maps_to_router_and_test_distribution():
 )
 def test_validation_names_setting_value_and_allowed(changes, message):
     with pytest.raises(ConfigError) as err:
-        validate(RunConfig(**changes))
+        validate(RunConfig.from_mapping(changes))
     assert message in str(err.value)
 
 
 def test_all_problems_reported_at_once():
     with pytest.raises(ConfigError) as err:
-        validate(RunConfig(lora_r=0, train_split=2.0))
+        validate(RunConfig.from_mapping({"lora_r": 0, "train_split": 2.0}))
     assert "lora_r" in str(err.value) and "train_split" in str(err.value)
 
 
-def test_defaults_are_valid():
-    validate(RunConfig())
+@pytest.mark.parametrize("name", [a.name for a in algorithms()])
+def test_defaults_are_valid(name):
+    validate(RunConfig.from_mapping({"fed_alg": name}))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"fed_alg": "fedavgx"}, "fed_alg='fedavgx' is not known; allowed: "),
+    ({"evaluation_mode": "both"}, "evaluation_mode='both' is not known"),
+])
+def test_unknown_algorithm_or_mode_fails_when_read(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        RunConfig.from_mapping(changes)

@@ -12,7 +12,7 @@ methods="fedit fedrouter" scenarios=generalization sh training_scripts/run_paper
 for seed in $seeds; do
   [ -f "${output_dir}/generalization/fedrouter_own_cluster_seed${seed}/results.json" ] && continue
   fed_alg=fedrouter sim_alias=fedrouter_own_cluster seeds="$seed" output_dir="${output_dir}/generalization" \
-    split_strategy=single n_clusters=1 evaluation_mode=data_global_eval_local \
-    extra="${extra:-} router=local test_distribution=all" sh training_scripts/run_flower_simulation_router.sh
+    split_strategy=single n_clusters=1 router=local test_distribution=all \
+    extra="${extra:-}" sh training_scripts/run_flower_simulation_router.sh
 done
 $PY -m fedrouter.results.report "$output_dir"

@@ -16,20 +16,27 @@ scenarios=${scenarios:-"interference generalization single iid"}
 seeds=${seeds:-"0 1 2"}
 output_dir=${output_dir:-output/paper_experiments}
 report_dir=${report_dir:-}                   # default: <output_dir>/report
-global_n_clusters=${global_n_clusters:-4}    # FedRouter's global clusters = FedCluster's client groups
 extra=${extra:-}                             # further key=value settings for every run, space separated
 
-# The scenarios (../shared/docs/ALGORITHMS.md). Every method of a scenario gets the same settings;
-# n_clusters and router only matter to FedRouter. evaluation_mode is the reference's name for the
-# (router, test_distribution) pair, set so a run's config.json does not contradict itself.
+# The scenarios (docs/method.md). Every method of a scenario gets the same data, model, budget and
+# test sets; evaluation_mode is the reference code's name for the (router, test distribution) pair:
+# it sets test_distribution for every method and the router of the methods that have one.
 set_scenario() {
   case "$1" in
-    #               split                  test distribution       router         local k       reference name
-    interference)   split_strategy=dual;   test_distribution=same; router=local;  n_clusters=2; evaluation_mode=local ;;
-    generalization) split_strategy=single; test_distribution=all;  router=global; n_clusters=1; evaluation_mode=global ;;
-    single)         split_strategy=single; test_distribution=same; router=local;  n_clusters=1; evaluation_mode=local ;;
-    iid)            split_strategy=all;    test_distribution=same; router=local;  n_clusters=4; evaluation_mode=local ;;
+    #               split                  reference name           FedRouter's local k
+    interference)   split_strategy=dual;   evaluation_mode=local;   n_clusters=2 ;;
+    generalization) split_strategy=single; evaluation_mode=global;  n_clusters=1 ;;
+    single)         split_strategy=single; evaluation_mode=local;   n_clusters=1 ;;
+    iid)            split_strategy=all;    evaluation_mode=local;   n_clusters=4 ;;
     *) echo "unknown scenario '$1'; known: interference generalization single iid" >&2; return 1 ;;
+  esac
+}
+
+# A method's own settings in a scenario (each algorithm refuses another's settings).
+method_settings() {
+  case "$1" in
+    fedrouter|clustered) echo "n_clusters=$n_clusters" ;;
+    *) echo "" ;;
   esac
 }
 
@@ -56,8 +63,8 @@ main() {
         fi
         echo "=== ${cell}"
         fed_alg="$method" sim_alias="$method" seeds="$seed" output_dir="${output_dir}/${scenario}" \
-          split_strategy="$split_strategy" n_clusters="$n_clusters" global_n_clusters="$global_n_clusters" \
-          evaluation_mode="$evaluation_mode" extra="$extra router=$router test_distribution=$test_distribution" \
+          split_strategy="$split_strategy" evaluation_mode="$evaluation_mode" \
+          extra="$extra $(method_settings "$method")" \
           sh training_scripts/run_flower_simulation_router.sh || failed="$failed $cell"
       done
     done

@@ -1,28 +1,29 @@
 """FedCluster: clustered federated learning on LoRA updates, one adapter per group of clients.
 
 Baseline of Talasso et al., "Task-Centric Personalized Federated Fine-Tuning of Language Models"
-(arXiv 2604.00050), section "Baselines" of shared/docs/ALGORITHMS.md (clustering by the cosine
+(arXiv 2604.00050), see docs/method.md (clustering by the cosine
 similarity of client updates, after Sattler et al., "Clustered Federated Learning", 2020).
 
 Plain FedAvg until round `sim_round`. In that round the server takes every participant's update of
 the LoRA B matrices (trained adapter minus the adapter it received), builds the clients' cosine-
-similarity matrix, and clusters its rows with Ward linkage into `global_n_clusters` groups (the server-side cluster count, 4 = the tasks, as for FedRouter). From then on
+similarity matrix, and clusters its rows with Ward linkage into `n_groups` groups (4 by default = the benchmark's tasks). From then on
 each client trains and is evaluated with its group's adapter (FedAvg within groups; a group with no
 participant keeps its adapter).
 
 Choices:
-- `UPDATE_SCOPE = "last"` (the reference default): only the last LoRA module's B update (model
+- `update_scope=last` (the reference default): only the last LoRA module's B update (model
   order) is compared; "all" compares all modules' B updates, flattened.
 - A client not sampled at `sim_round` is grouped on its first later participation: it trains from
   the adapter everyone received at `sim_round`, so its update is comparable, and joins the group
   whose members' updates are most similar on average. That round its adapter is not averaged into
   the group (it started from a different adapter than the group's members).
-- `global_n_clusters=auto` picks the group count in `k_range` with the best silhouette of the Ward labels.
+- `n_groups=auto` picks the group count in `k_range` with the best silhouette of the Ward labels.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,15 +37,37 @@ from fedrouter.algorithms.base import (
     to_record,
 )
 from fedrouter.algorithms.fedit import FedITClient, FedITServer
+from fedrouter.config import AlgorithmSettings, RunConfig, k_range_problems, parse_k_range, setting
 from fedrouter.models.backbone import AdapterState
 from fedrouter.steps.aggregate import select, weighted_average
 
 log = logging.getLogger("fedrouter.fedcluster")
 
-UPDATE_SCOPE = "last"  # "last" (reference default) | "all": which LoRA modules' B updates are compared
+UPDATE_SCOPES = ("last", "all")
 
 
-def b_update(trained: AdapterState, received: AdapterState | None, scope: str = UPDATE_SCOPE) -> np.ndarray:
+@dataclass(frozen=True)
+class FedClusterSettings(AlgorithmSettings):
+    sim_round: int = setting(3, "round at which clients are grouped (plain FedAvg until then)")
+    n_groups: str = setting("4", "client groups (Ward clustering of the clients' B-update similarities); int or auto")
+    k_range: str = setting("2,8", "min,max groups tried by auto")
+    update_scope: str = setting("last", "last (the reference's: the last LoRA module) | all: which modules' B updates are compared")
+
+    def check(self, run: RunConfig) -> list[str]:
+        out = k_range_problems(self.k_range)
+        if not 1 <= self.sim_round <= run.num_rounds:
+            out.append(f"sim_round={self.sim_round} must be in 1..num_rounds={run.num_rounds}")
+        if self.update_scope not in UPDATE_SCOPES:
+            out.append(f"update_scope={self.update_scope!r} is not known; allowed: {', '.join(UPDATE_SCOPES)}")
+        if self.n_groups != "auto":
+            if not self.n_groups.isdigit() or int(self.n_groups) < 1:
+                out.append(f"n_groups={self.n_groups!r} must be a positive integer or 'auto'")
+            elif int(self.n_groups) > run.num_clients:
+                out.append(f"n_groups={self.n_groups} groups is more than num_clients={run.num_clients}")
+        return out
+
+
+def b_update(trained: AdapterState, received: AdapterState | None, scope: str = "last") -> np.ndarray:
     """Flattened B update; `received` None means the seeded init, whose B is zero."""
     keys = list(select(trained, "lora_B"))  # model order (as the backbone lists its parameters)
     keys = keys[-1:] if scope == "last" else keys
@@ -89,8 +112,9 @@ class FedClusterServer(FedITServer):
         self.group_adapters: dict[int, AdapterState] = {}
         self.sim_start: AdapterState | None = None  # what clients received at sim_round (None = init)
         self.ref_updates: dict[int, np.ndarray] = {}  # B updates at sim_round, to place late clients
-        if cfg.global_n_clusters == "1":
-            log.warning("fedcluster with global_n_clusters=1: one group for everyone, FedCluster degenerates to FedIT")
+        self.opts: FedClusterSettings = cfg.alg
+        if self.opts.n_groups == "1":
+            log.warning("n_groups=1: one group for everyone, FedCluster degenerates to FedIT")
 
     def _message(self, state: AdapterState | None) -> RecordDict:
         return RecordDict({"adapter": to_record(state)}) if state is not None else RecordDict()
@@ -99,16 +123,16 @@ class FedClusterServer(FedITServer):
         return self.group_adapters[self.groups[cid]] if cid in self.groups else self.global_adapter
 
     def configure_train(self, rnd, client_ids):
-        if rnd <= self.cfg.sim_round:
+        if rnd <= self.opts.sim_round:
             return super().configure_train(rnd, client_ids)
         # Ungrouped (late) clients start from the sim_round adapter so their update can be compared.
         return {cid: self._message(self._adapter_of(cid) if cid in self.groups else self.sim_start) for cid in client_ids}
 
     def aggregate_train(self, rnd, replies):
-        if rnd < self.cfg.sim_round:
+        if rnd < self.opts.sim_round:
             return super().aggregate_train(rnd, replies)
         late: set[int] = set()
-        if rnd == self.cfg.sim_round:
+        if rnd == self.opts.sim_round:
             self._form_groups(replies)
             super().aggregate_train(rnd, replies)  # global FedAvg: the fallback of clients never grouped
         else:
@@ -125,14 +149,16 @@ class FedClusterServer(FedITServer):
     def _form_groups(self, replies: dict[int, RecordDict]) -> None:
         cids = sorted(replies)
         self.sim_start = self.global_adapter
-        self.ref_updates = {c: b_update(from_record(replies[c]["adapter"]), self.sim_start) for c in cids}
+        scope = self.opts.update_scope
+        self.ref_updates = {c: b_update(from_record(replies[c]["adapter"]), self.sim_start, scope) for c in cids}
         sim = cosine_matrix(np.stack([self.ref_updates[c] for c in cids]))
-        k = choose_groups(sim, *self.cfg.k_bounds()) if self.cfg.global_n_clusters == "auto" else int(self.cfg.global_n_clusters)
+        n = self.opts.n_groups
+        k = choose_groups(sim, *parse_k_range(self.opts.k_range)) if n == "auto" else int(n)
         if k > len(cids):
-            log.warning("global_n_clusters=%d but only %d clients at sim_round; using %d groups", k, len(cids), len(cids))
+            log.warning("n_groups=%d but only %d clients at sim_round; using %d groups", k, len(cids), len(cids))
         labels = ward_groups(sim, k)
         self.groups = {c: int(g) for c, g in zip(cids, labels, strict=True)}
-        log.info("round %d: clients grouped by their B updates (%s modules): %s", self.cfg.sim_round, UPDATE_SCOPE,
+        log.info("round %d: clients grouped by their B updates (%s modules): %s", self.opts.sim_round, scope,
                  self.groups)
 
     def _place_late(self, replies: dict[int, RecordDict]) -> set[int]:
@@ -142,7 +168,7 @@ class FedClusterServer(FedITServer):
         ref_cids = sorted(self.ref_updates)
         ref = np.stack([self.ref_updates[c] for c in ref_cids])
         for cid in sorted(late):
-            u = b_update(from_record(replies[cid]["adapter"]), self.sim_start)
+            u = b_update(from_record(replies[cid]["adapter"]), self.sim_start, self.opts.update_scope)
             sims = cosine_matrix(np.vstack([u, ref]))[0, 1:]
             by_group: dict[int, list[float]] = {}
             for c, s in zip(ref_cids, sims, strict=True):
@@ -182,5 +208,5 @@ class FedClusterServer(FedITServer):
         self.groups = {int(c): g for c, g in meta["groups"].items()}
 
 
-ALGORITHM = register(Algorithm("fedcluster", FedClusterServer, FedClusterClient,
+ALGORITHM = register(Algorithm("fedcluster", FedClusterServer, FedClusterClient, FedClusterSettings,
                                summary="FedAvg, then per-group adapters from Ward clustering of B updates"))

@@ -1,14 +1,14 @@
 """FedDPA-T: a federated global LoRA adapter plus a private local one, mixed per test instance.
 
 Yang et al., "Dual-Personalizing Adapter for Federated Foundation Models" (NeurIPS 2024); baseline
-of Talasso et al. (arXiv 2604.00050), section "Baselines" of shared/docs/ALGORITHMS.md.
+of Talasso et al. (arXiv 2604.00050); see docs/method.md.
 
 Both adapters sit on the same modules of the one backbone: slot "main" is the global adapter
 (sent, FedAvg'd), slot "local" the client's own (kept in its store, never sent). Training per round:
 (a) local step: only the local adapter learns, with `h = W0 x + a dW_local x + (1 - a) dW_global x`,
-a = 0.5, the global adapter frozen; (b) global step: the global adapter alone, trained from the
+a = mix_weight (0.5), the global adapter frozen; (b) global step: the global adapter alone, trained from the
 weights received on the same data, is sent. Inference: for a test input x, e_x and the embeddings
-of k = 5 random local training instructions (last layer, last token, local adapter active) give
+of k = k_reference (5) random local training instructions (last layer, last token, local adapter active) give
 `alpha = 0.5 * max(0, mean_i cos(e_x, e_i))`, and x is generated with alpha mixing the adapters.
 The mixing is real per-sample weighting: both slots are active (PEFT sums their outputs) and a
 forward hook scales each slot's LoRA output by a per-sample weight, which holds through the
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -35,6 +36,7 @@ from fedrouter.algorithms.base import (
 )
 from fedrouter.algorithms.client_state import ClientState
 from fedrouter.algorithms.fedit import FedITServer
+from fedrouter.config import AlgorithmSettings, RunConfig, setting
 from fedrouter.data.prompt import encode_prompt
 from fedrouter.models.backbone import AdapterState, last_hidden_state
 from fedrouter.steps.evaluate import generate, rouge, summarize_client
@@ -42,8 +44,21 @@ from fedrouter.steps.train import train_adapter
 from fedrouter.utils.seeding import derive_seed
 
 GLOBAL, LOCAL = "main", "local"
-TRAIN_MIX = 0.5  # a: the local adapter's weight in the local step
-K_REFERENCE = 5  # local training instructions compared with each test input
+
+
+@dataclass(frozen=True)
+class FedDPASettings(AlgorithmSettings):
+    mix_weight: float = setting(0.5, "a: the local adapter's weight in the local training step (the global one gets 1 - a)")
+    k_reference: int = setting(5, "local training instructions compared with each test input for its mixing weight")
+
+    def check(self, run: RunConfig) -> list[str]:
+        out = []
+        if not 0 <= self.mix_weight <= 1:
+            out.append(f"mix_weight={self.mix_weight} must be in [0, 1]")
+        if self.k_reference < 1:
+            out.append(f"k_reference={self.k_reference} must be >= 1")
+        return out
+
 _LOCAL_INIT = 0x10CA1  # seed tag of the local adapter's initialisation
 
 
@@ -102,12 +117,12 @@ def last_token_embeddings(backbone, texts: Sequence[str], max_len: int, batch_si
 
 
 def instance_alphas(rt: ClientRuntime) -> np.ndarray:
-    """alpha = 0.5 * max(0, mean cosine similarity to K_REFERENCE random local training inputs)."""
+    """alpha = 0.5 * max(0, mean cosine similarity to k_reference random local training inputs)."""
     rng = np.random.default_rng(derive_seed(rt.cfg.seed, rt.client_id, rt.rnd, 0xD9A))
     n_train, n_test = len(rt.data.train), len(rt.data.test)
     if n_train == 0:
         return np.zeros(n_test)
-    picks = np.stack([rng.choice(n_train, size=min(K_REFERENCE, n_train), replace=False) for _ in range(n_test)])
+    picks = np.stack([rng.choice(n_train, size=min(rt.cfg.alg.k_reference, n_train), replace=False) for _ in range(n_test)])
     used = np.unique(picks)
     texts = [r["instruction"] for r in rt.data.test] + [rt.data.train[i]["instruction"] for i in used]
     emb = last_token_embeddings(rt.backbone, texts, rt.cfg.seq_length, rt.cfg.batch_size_eval).astype(np.float64)
@@ -147,7 +162,8 @@ class FedDPAClient(ClientAlgorithm):
         bb.activate(GLOBAL, LOCAL)
         bb.set_state(received, GLOBAL)
         bb.set_state(local_adapter(rt, rt.rnd), LOCAL)
-        with adapter_weights(bb, {LOCAL: TRAIN_MIX, GLOBAL: 1.0 - TRAIN_MIX}):
+        mix = cfg.alg.mix_weight
+        with adapter_weights(bb, {LOCAL: mix, GLOBAL: 1.0 - mix}):
             res_local = train_adapter(bb, rt.examples, cfg, lr, seed, slot=LOCAL)
         rt.store.save(ClientState(rt.rnd, bb.get_state(LOCAL), {}))
         # (b) global step: the global adapter alone, from the received weights, same data and batches.
@@ -194,5 +210,5 @@ class FedDPAServer(FedITServer):
         return out
 
 
-ALGORITHM = register(Algorithm("feddpa", FedDPAServer, FedDPAClient,
+ALGORITHM = register(Algorithm("feddpa", FedDPAServer, FedDPAClient, FedDPASettings,
                                summary="global + private local adapter, instance-wise mixing at inference"))

@@ -1,13 +1,15 @@
 """FedRouter: local k-means on each client, global k-means of the local centroids on the server,
 one LoRA adapter per global cluster, and a router that sends each test sample to the adapter of its
 nearest centroid. Talasso et al., "Task-Centric Personalized Federated Fine-Tuning of Language
-Models" (arXiv 2604.00050); specification in shared/docs/ALGORITHMS.md.
+Models" (arXiv 2604.00050); specification in docs/method.md.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +30,7 @@ from fedrouter.algorithms.base import (
     to_record,
 )
 from fedrouter.algorithms.client_state import ClientState
-from fedrouter.data.builtin import TASKS
+from fedrouter.config import AlgorithmSettings, RunConfig, k_range_problems, parse_k_range, setting
 from fedrouter.steps import cluster
 from fedrouter.steps.aggregate import weighted_average
 from fedrouter.steps.embed import embed
@@ -37,6 +39,56 @@ from fedrouter.steps.train import train_adapter
 from fedrouter.utils.seeding import derive_seed
 
 log = logging.getLogger("fedrouter.fedrouter")
+
+ROUTERS = ("local", "global")
+EMBEDDINGS = ("base", "sentence")
+
+
+@dataclass(frozen=True)
+class FedRouterSettings(AlgorithmSettings):
+    n_clusters: str = setting("1", "local clusters per client (k-means on its instruction embeddings); int or auto")
+    global_n_clusters: str = setting("4", "global clusters of all local centroids, one adapter each; int or auto")
+    k_range: str = setting("2,8", "min,max k tried by auto (silhouette), and the range of the silhouette diagnostics")
+    train_all_clusters: bool = setting(False, "train every local cluster each round (default: cluster round mod k, as the paper)")
+    router: str = setting("local", "local (nearest centroid among the global clusters of the client's own clusters) | global (among all)")
+    embedding: str = setting("base", "base (mean last hidden state of the base model) | sentence (sentence-transformers)")
+    sentence_model: str = setting("", "sentence-transformers model path; empty = packaged all-MiniLM-L6-v2")
+    diagnostics: bool = setting(True, "analysis outputs: clients send per-cluster counts of the true task labels (aggregates, never per-sample labels) for purity, ARI and routing accuracy, and silhouette curves over k_range are computed even with a fixed k; false in a real federation")
+
+    def k_bounds(self) -> tuple[int, int]:
+        return parse_k_range(self.k_range)
+
+    def check(self, run: RunConfig) -> list[str]:
+        out = []
+        if self.router not in ROUTERS:
+            out.append(f"router={self.router!r} is not known; allowed: {', '.join(ROUTERS)}")
+        if self.embedding not in EMBEDDINGS:
+            out.append(f"embedding={self.embedding!r} is not known; allowed: {', '.join(EMBEDDINGS)}")
+        out += k_range_problems(self.k_range)
+        out += _k_problems("n_clusters", self.n_clusters) + _k_problems("global_n_clusters", self.global_n_clusters)
+        if self.global_n_clusters.isdigit() and self.n_clusters.isdigit():
+            points = run.num_clients * int(self.n_clusters)  # the global k-means clusters every local centroid
+            if int(self.global_n_clusters) > points:
+                out.append(f"global_n_clusters={self.global_n_clusters} is larger than the {points} local centroids "
+                           f"to cluster (num_clients={run.num_clients} x n_clusters={self.n_clusters})")
+        return out
+
+    def check_data(self, run: RunConfig, train_sizes: list[int]) -> list[str]:
+        if self.n_clusters.isdigit() and int(self.n_clusters) > max(train_sizes):
+            return [f"n_clusters={self.n_clusters} is larger than every client's training set (the largest has "
+                    f"{max(train_sizes)} samples); a client with fewer samples than n_clusters uses fewer clusters, "
+                    "but none can have this many"]
+        return []
+
+
+def _k_problems(name: str, value: str) -> list[str]:
+    if value == "auto":
+        return []
+    try:
+        k = int(value)
+    except ValueError:
+        return [f"{name}={value!r} must be a positive integer or 'auto'"]
+    return [] if k >= 1 else [f"{name}={k} must be >= 1 (or 'auto')"]
 
 
 def _arrays(**named: np.ndarray) -> ArrayRecord:
@@ -47,6 +99,10 @@ def _arrays(**named: np.ndarray) -> ArrayRecord:
 
 
 class FedRouterClient(ClientAlgorithm):
+    @classmethod
+    def clear_caches(cls) -> None:
+        _test_embeddings.cache_clear()  # the test set is embedded once per process otherwise
+
     def setup(self, rt: ClientRuntime, content: RecordDict) -> RecordDict:
         """Embed the training instructions once, cluster them, keep labels private; send centroids,
         per-cluster counts and silhouette scores, plus (with `diagnostics`) per-cluster task counts."""
@@ -56,11 +112,14 @@ class FedRouterClient(ClientAlgorithm):
         arrays = {"centroids": centroids, "counts": np.bincount(labels, minlength=k)}
         metrics = {"k_local": k, "num_samples": len(labels)}
         metrics.update({f"silhouette/{kk}": s for kk, s in st.meta.get("silhouette", {}).items()})
-        if rt.cfg.diagnostics:
-            table = cluster.contingency(labels, [r["task"] for r in rt.data.train], list(TASKS), k)
+        meta: dict[str, Any] = {"k_local": k}
+        if rt.cfg.alg.diagnostics:
+            tasks = list(rt.data.task_names)
+            table = cluster.contingency(labels, [r["task"] for r in rt.data.train], tasks, k)
             arrays["task_counts"] = table
             metrics.update({"local_purity": cluster.purity(table), "local_ari": cluster.ari(table)})
-        content = reply(metrics, meta={"k_local": k})
+            meta["tasks"] = tasks  # the columns of task_counts (names only, with the diagnostics)
+        content = reply(metrics, meta=meta)
         content["centroids"] = _arrays(**arrays)
         return content
 
@@ -100,10 +159,11 @@ class FedRouterClient(ClientAlgorithm):
             groups.append((state, np.flatnonzero(routed == g)))
         tasks = [r["task"] for r in rt.data.test]
         metrics = summarize_client(score_groups(rt, groups), tasks)
-        if rt.cfg.diagnostics:  # routed-sample counts per (cluster, task), for routing accuracy
-            table = cluster.contingency(routed, tasks, list(TASKS), len(centroids))
+        if rt.cfg.alg.diagnostics:  # routed-sample counts per (cluster, task), for routing accuracy
+            names = list(rt.data.task_names)
+            table = cluster.contingency(routed, tasks, names, len(centroids))
             for g, t in zip(*np.nonzero(table), strict=True):
-                metrics[f"route/{g}/{TASKS[t]}"] = float(table[g, t])
+                metrics[f"route/{g}/{names[t]}"] = float(table[g, t])
         rt.store.save_eval(rt.rnd, {"embeddings": emb, "routed": routed}, {"tasks": tasks})
         return reply(metrics)
 
@@ -114,15 +174,16 @@ def local_clusters(rt: ClientRuntime) -> ClientState:
     if "labels" in st.arrays:
         return st
     texts = [r["instruction"] for r in rt.data.train]
-    emb = embed(rt.backbone, texts, rt.cfg)
+    emb = embed_instructions(rt.backbone, texts, rt.cfg)
     seed = derive_seed(rt.cfg.seed, rt.client_id, 0xC1)
     # The silhouette curve is kept for every run (the paper's Figure 7), not only when choosing k.
-    if rt.cfg.n_clusters == "auto":
-        k, scores = cluster.choose_k(emb, *rt.cfg.k_bounds(), seed=seed)
+    opts: FedRouterSettings = rt.cfg.alg
+    if opts.n_clusters == "auto":
+        k, scores = cluster.choose_k(emb, *opts.k_bounds(), seed=seed)
         log.info("client %d: silhouette %s -> k=%d", rt.client_id, {kk: round(s, 3) for kk, s in scores.items()}, k)
     else:  # the curve is a diagnostic then (the paper's Figure 7): computed only when asked for
-        k = int(rt.cfg.n_clusters)
-        scores = cluster.silhouette_curve(emb, *rt.cfg.k_bounds(), seed=seed) if rt.cfg.diagnostics else {}
+        k = int(opts.n_clusters)
+        scores = cluster.silhouette_curve(emb, *opts.k_bounds(), seed=seed) if opts.diagnostics else {}
     meta: dict[str, Any] = {"silhouette": {str(kk): s for kk, s in scores.items()}}
     distinct = len(np.unique(emb, axis=0))  # identical inputs embed identically: k-means needs k distinct points
     if k > distinct:
@@ -135,6 +196,11 @@ def local_clusters(rt: ClientRuntime) -> ClientState:
     return st
 
 
+def embed_instructions(backbone, texts: list[str], cfg: RunConfig) -> np.ndarray:
+    opts: FedRouterSettings = cfg.alg
+    return embed(backbone, texts, cfg, kind=opts.embedding, sentence_model=opts.sentence_model)
+
+
 def test_embeddings(rt: ClientRuntime) -> np.ndarray:
     return _test_embeddings(rt.cfg, rt.client_id, rt.backbone)
 
@@ -144,7 +210,7 @@ def _test_embeddings(cfg, client_id: int, backbone) -> np.ndarray:
     # The frozen base model and the test set never change within a run: embed once per process.
     from fedrouter.data.federated import client_data
 
-    return embed(backbone, [r["instruction"] for r in client_data(cfg, client_id).test], cfg)
+    return embed_instructions(backbone, [r["instruction"] for r in client_data(cfg, client_id).test], cfg)
 
 
 # --- server half ----------------------------------------------------------------------------------
@@ -158,6 +224,7 @@ class FedRouterServer(ServerAlgorithm):
         self.mapping: dict[int, list[int]] = {}  # client -> global cluster of each local cluster
         self.diag: dict[str, Any] = {"routing_accuracy": {}}
         self.task_table: np.ndarray | None = None  # K x tasks: training samples per global cluster
+        self.tasks: list[str] = []  # the columns of task_table (sent by the clients with the diagnostics)
 
     # setup: global clustering of every client's local centroids
     def configure_setup(self, client_ids):
@@ -168,12 +235,13 @@ class FedRouterServer(ServerAlgorithm):
         local = {cid: from_record(replies[cid]["centroids"]) for cid in cids}
         points = np.concatenate([local[c]["centroids"] for c in cids])
         seed = derive_seed(self.cfg.seed, 0x6C)
-        if self.cfg.global_n_clusters == "auto":
-            k, scores = cluster.choose_k(points, *self.cfg.k_bounds(), seed=seed)
+        opts: FedRouterSettings = self.cfg.alg
+        if opts.global_n_clusters == "auto":
+            k, scores = cluster.choose_k(points, *opts.k_bounds(), seed=seed)
             log.info("global silhouette %s -> K=%d", {kk: round(s, 3) for kk, s in scores.items()}, k)
         else:  # with K fixed the curve is a diagnostic (Figure 8): at 1,000 clients it costs 7 k-means fits
-            k = min(int(self.cfg.global_n_clusters), len(points))
-            scores = cluster.silhouette_curve(points, *self.cfg.k_bounds(), seed=seed) if self.cfg.diagnostics else {}
+            k = min(int(opts.global_n_clusters), len(points))
+            scores = cluster.silhouette_curve(points, *opts.k_bounds(), seed=seed) if opts.diagnostics else {}
         self.centroids, _ = cluster.kmeans(points, k, seed)
         for cid in cids:
             self.mapping[cid] = [int(x) for x in cluster.nearest(local[cid]["centroids"], self.centroids)]
@@ -188,7 +256,8 @@ class FedRouterServer(ServerAlgorithm):
         })
         out: dict[str, float] = {}
         if all("task_counts" in local[c] for c in cids):  # diagnostics: clients sent task-label counts
-            self.task_table = np.zeros((k, len(TASKS)), dtype=np.int64)
+            self.tasks = list(meta_of(replies[cids[0]])["tasks"])
+            self.task_table = np.zeros((k, len(self.tasks)), dtype=np.int64)
             for cid in cids:
                 for lc, gc in enumerate(self.mapping[cid]):
                     self.task_table[gc] += local[cid]["task_counts"][lc]
@@ -196,6 +265,7 @@ class FedRouterServer(ServerAlgorithm):
                 "local_purity": {str(c): m[c]["local_purity"] for c in cids},
                 "local_ari": {str(c): m[c]["local_ari"] for c in cids},
                 "mean_local_purity": float(np.mean([m[c]["local_purity"] for c in cids])),
+                "tasks": self.tasks,
                 "global_task_table": self.task_table.tolist(),
                 "global_purity": cluster.purity(self.task_table),
                 "global_ari": cluster.ari(self.task_table),
@@ -208,7 +278,7 @@ class FedRouterServer(ServerAlgorithm):
 
     def _clusters_to_train(self, rnd: int, cid: int) -> list[int]:
         k_local = len(self.mapping[cid])
-        return list(range(k_local)) if self.cfg.train_all_clusters else [rnd % k_local]
+        return list(range(k_local)) if self.cfg.alg.train_all_clusters else [rnd % k_local]
 
     def configure_train(self, rnd, client_ids):
         out = {}
@@ -245,7 +315,7 @@ class FedRouterServer(ServerAlgorithm):
         for cid in client_ids:
             if cid not in self.mapping:
                 continue
-            if self.cfg.resolved_router == "global":
+            if self.cfg.alg.router == "global":
                 candidates = list(range(len(self.centroids)))
             else:
                 candidates = sorted(set(self.mapping[cid]))
@@ -269,10 +339,10 @@ class FedRouterServer(ServerAlgorithm):
                 if key.startswith("route/"):
                     _, g, task = key.split("/")
                     total += count
-                    right += count if dom[int(g)] == TASKS.index(task) else 0.0
+                    right += count if dom[int(g)] == self.tasks.index(task) else 0.0
         out["routing_accuracy"] = right / total if total else 0.0
         self.diag["routing_accuracy"][str(rnd)] = out["routing_accuracy"]
-        log.info("round %d: routing accuracy %.3f (%s router)", rnd, out["routing_accuracy"], self.cfg.resolved_router)
+        log.info("round %d: routing accuracy %.3f (%s router)", rnd, out["routing_accuracy"], self.cfg.alg.router)
         return out
 
     def diagnostics(self):
@@ -297,7 +367,70 @@ class FedRouterServer(ServerAlgorithm):
             self.adapters_by_cluster.setdefault(int(head.split("_")[1]), {})[name] = value
         self.mapping = {int(c): m for c, m in meta["mapping"].items()}
         self.diag = meta["diag"]
+        self.tasks = list(self.diag.get("tasks", []))
 
 
-ALGORITHM = register(Algorithm("fedrouter", FedRouterServer, FedRouterClient, aliases=("clustered",),
-                               summary="per-task adapters via local + global clustering, routed inference"))
+# --- report hook: the figures only FedRouter's run folders can give ----------------------------------
+
+
+def eval_embeddings(run_dir: Path) -> tuple[np.ndarray, list[str], np.ndarray, int] | None:
+    """(test embeddings, true tasks, routed adapter, round) of every client's last saved evaluation."""
+    from fedrouter.algorithms.client_state import ClientStore
+
+    stores = [ClientStore(p.parent, int(p.name.split("_")[1])) for p in Path(run_dir).glob("clients/client_*")]
+    rounds = [r for st in stores for r in st.eval_rounds()]
+    if not rounds:
+        return None
+    rnd = max(rounds)
+    emb, tasks, routed = [], [], []
+    for st in sorted((st for st in stores if rnd in st.eval_rounds()), key=lambda st: st.dir.name):
+        arrays, meta = st.load_eval(rnd)
+        emb.append(arrays["embeddings"])
+        routed.append(arrays["routed"])
+        tasks += meta["tasks"]
+    return np.concatenate(emb), tasks, np.concatenate(routed), rnd
+
+
+def silhouette_curves(runs: list[tuple[str, int, Path]]) -> dict[str, dict[str, dict[int, list[float]]]]:
+    """scenario -> {"local": k -> scores over clients and seeds, "global": k -> scores over seeds}."""
+    from collections import defaultdict
+
+    from fedrouter.results.run_folder import RunFolder
+
+    out: dict[str, dict[str, dict[int, list[float]]]] = {}
+    for scenario, _seed, path in runs:
+        diag = RunFolder(path).read_diagnostics()
+        if not diag:
+            continue
+        curves = out.setdefault(scenario, {"local": defaultdict(list), "global": defaultdict(list)})
+        for per_client in diag.get("local_silhouette", {}).values():
+            for k, score in per_client.items():
+                curves["local"][int(k)].append(float(score))
+        for k, score in diag.get("global_silhouette", {}).items():
+            curves["global"][int(k)].append(float(score))
+    return out
+
+
+def report_plots(runs: list[tuple[str, int, Path]], out_dir: Path) -> list[Path]:
+    """t-SNE of each scenario's routed test embeddings (first seed) and the silhouette curves
+    (the paper's Figures 7-8) over every scenario."""
+    from fedrouter.results import plots
+
+    written: list[Path] = []
+    for scenario in dict.fromkeys(s for s, _, _ in runs):
+        seed, path = min((seed, path) for s, seed, path in runs if s == scenario)
+        data = eval_embeddings(path)
+        if data is not None:
+            emb, tasks, routed, rnd = data
+            title = f"{scenario}: FedRouter test embeddings (seed {seed}, round {rnd})"
+            tsne = plots.tsne(emb, tasks, routed, title, out_dir / f"tsne_{scenario}.png", seed=seed)
+            written += [tsne] if tsne else []
+    sil = silhouette_curves(runs)
+    if sil:
+        written.append(plots.silhouette(sil, out_dir / "silhouette.png"))
+    return written
+
+
+ALGORITHM = register(Algorithm("fedrouter", FedRouterServer, FedRouterClient, FedRouterSettings, aliases=("clustered",),
+                               summary="per-task adapters via local + global clustering, routed inference",
+                               proposed=True, report_plots=report_plots))

@@ -1,7 +1,7 @@
 """FedSA-LoRA: share the LoRA A matrices, keep the B matrices personal.
 
 Guo et al., "Selective Aggregation for Low-Rank Adaptation in Federated Learning" (ICLR 2025,
-arXiv 2410.01463); baseline of Talasso et al. (arXiv 2604.00050), shared/docs/ALGORITHMS.md.
+arXiv 2410.01463); baseline of Talasso et al. (arXiv 2604.00050); see docs/method.md.
 Clients train A and B; only A is sent and averaged (weighted by samples trained on); each client's
 B stays in its store. Everyone starts from the same seeded A and B = 0; inference uses the global
 A with the client's own B.

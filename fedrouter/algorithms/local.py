@@ -1,7 +1,7 @@
 """Local: every client fine-tunes its own LoRA adapter on its own data; nothing is sent or aggregated.
 
 The no-collaboration baseline of Talasso et al., "Task-Centric Personalized Federated Fine-Tuning of
-Language Models" (arXiv 2604.00050), section "Baselines" of shared/docs/ALGORITHMS.md. The server
+Language Models" (arXiv 2604.00050), see docs/method.md. The server
 only schedules rounds: its messages carry no arrays and the clients' replies carry only metrics.
 """
 

@@ -60,7 +60,8 @@ def run(tmp: str, scaling: list[int], server_clients: int, server_adapter: str, 
     from fedrouter.runtime.simulate import parse_overrides
 
     start = time.perf_counter()
-    cfg = RunConfig.from_mapping({"fed_alg": "fedrouter", "evaluation_mode": "global", "num_rounds": 2,
+    # The registry's proposed method (FedRouter) with its global router, tested on every task.
+    cfg = RunConfig.from_mapping({"router": "global", "test_distribution": "all", "num_rounds": 2,
                                   "eval_round": "2", "output_dir": tmp, "sim_alias": "main",
                                   **parse_overrides(overrides)})
     main_run = runs.federated_run(cfg)
@@ -91,9 +92,9 @@ def run(tmp: str, scaling: list[int], server_clients: int, server_adapter: str, 
         "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, torch {torch.__version__}, "
                    f"{'GPU ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}, "
                    f"load average {os.getloadavg()[0]:.1f} at the end",
-        "run": (f"FedRouter, {cfg.model_name_or_path}, {cfg.num_clients} clients ({cfg.split_strategy} split), "
-                f"{cfg.max_steps} steps x {cfg.batch_size} per round, router {cfg.resolved_router}, test "
-                f"distribution {cfg.resolved_test_distribution} ({cfg.max_eval_size} samples/client, "
+        "run": (f"{cfg.fed_alg}, {cfg.model_name_or_path}, {cfg.num_clients} clients ({cfg.split_strategy} split), "
+                f"{cfg.max_steps} steps x {cfg.batch_size} per round, router {cfg.alg.router}, test "
+                f"distribution {cfg.test_distribution} ({cfg.max_eval_size} samples/client, "
                 f"max_new_tokens {cfg.max_new_tokens}), {cfg.num_rounds} rounds, evaluation at round "
                 f"{cfg.num_rounds}; client_resources_cpus={cfg.client_resources_cpus} -> {len(loads)} worker "
                 f"process(es), base-model loads per worker: {sorted(loads.values())}."),

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedrouter.algorithms import fedrouter as fr
+from fedrouter.algorithms.base import get_algorithm
 from fedrouter.bench.replay import client_runtime, restored_server
 from fedrouter.config import RunConfig
 from fedrouter.data.prompt import encode_prompt
@@ -96,7 +96,7 @@ def routed_eval_speedup(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     server, rnd = restored_server(cfg, run_dir)
     contents = server.configure_evaluate(rnd, list(range(cfg.num_clients)))
     adapter_dirs = {int(p.name.split("_")[1]): p for p in (run_dir / "adapters" / f"round_{rnd}").iterdir()}
-    client = fr.FedRouterClient()
+    client = get_algorithm(cfg.fed_alg).client()
     ours_s = ref_s = load_s = 0.0
     same_route = same_pred = total = loads = 0
     with tempfile.TemporaryDirectory() as store:
@@ -104,7 +104,7 @@ def routed_eval_speedup(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
             for cid in [0] if warmup else range(cfg.num_clients):
                 rt = client_runtime(cfg, cid, rnd, Path(store))
                 content = contents[cid]
-                fr._test_embeddings.cache_clear()  # ours embeds its test set once per evaluation round
+                client.clear_caches()  # ours embeds its test set once per evaluation round
                 t0 = time.perf_counter()
                 client.evaluate(rt, content)
                 t1 = time.perf_counter()

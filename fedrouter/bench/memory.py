@@ -79,14 +79,14 @@ def _serve_one_client(cfg_dict: dict[str, Any], run_dir: str, client_id: int) ->
     from flwr.app import RecordDict
 
     import fedrouter.runtime.client_app  # noqa: F401 - the worker's imports (flwr, transformers, peft)
-    from fedrouter.algorithms.fedrouter import FedRouterClient
+    from fedrouter.algorithms.base import get_algorithm
     from fedrouter.bench.replay import client_runtime, restored_server
     from fedrouter.config import RunConfig
 
     cfg = RunConfig.from_mapping(cfg_dict)
     torch.set_num_threads(cfg.client_resources_cpus)  # what Ray's OMP_NUM_THREADS gives a worker
     server, rnd = restored_server(cfg, Path(run_dir))
-    client = FedRouterClient()
+    client = get_algorithm(cfg.fed_alg).client()
     with tempfile.TemporaryDirectory() as store:
         rt = client_runtime(cfg, client_id, rnd, Path(store))
         client.setup(rt, RecordDict())

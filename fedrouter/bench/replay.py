@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedrouter.algorithms.base import ClientRuntime
+from fedrouter.algorithms.base import ClientRuntime, ServerAlgorithm, get_algorithm
 from fedrouter.algorithms.client_state import ClientStore
-from fedrouter.algorithms.fedrouter import FedRouterServer
 from fedrouter.config import RunConfig
 from fedrouter.data.federated import client_data
 from fedrouter.data.prompt import encode_example
@@ -14,12 +13,12 @@ from fedrouter.models.backbone import get_backbone
 from fedrouter.results.run_folder import RunFolder
 
 
-def restored_server(cfg: RunConfig, run_dir: Path) -> tuple[FedRouterServer, int]:
-    """The FedRouter server half as it stood after the run's last round, and that round."""
+def restored_server(cfg: RunConfig, run_dir: Path) -> tuple[ServerAlgorithm, int]:
+    """The run's server half (its algorithm's, from the registry) as it stood after the last round, and that round."""
     folder = RunFolder(run_dir)
     rnd = folder.latest_round()
     arrays, meta = folder.load_checkpoint(rnd)
-    server = FedRouterServer(cfg)
+    server = get_algorithm(cfg.fed_alg).server(cfg)
     server.load_state_dict(arrays, meta["algorithm"])
     return server, rnd
 

@@ -7,8 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from fedrouter.algorithms.base import from_record, reply, to_record
-from fedrouter.algorithms.fedrouter import FedRouterServer
+from fedrouter.algorithms.base import from_record, get_algorithm, reply, to_record
 from fedrouter.config import RunConfig
 from fedrouter.steps import cluster
 from fedrouter.utils.timing import recording
@@ -35,8 +34,8 @@ def server_scale(shapes: dict[str, tuple], num_clients: int = 1000, k_local: int
     federation, so no silhouette curve) and maps every local cluster. Round 1: every client sends one adapter of `shapes`;
     `aggregate_train` deserializes them and averages per global cluster. Timed: those two calls,
     plus one bare k-means of the same points for reference."""
-    cfg = RunConfig(fed_alg="fedrouter", num_clients=num_clients, sample_clients=num_clients,
-                    n_clusters=str(k_local), global_n_clusters=str(NUM_TASKS), diagnostics=False, seed=seed)
+    cfg = RunConfig.from_mapping({"num_clients": num_clients, "sample_clients": num_clients, "n_clusters": k_local,
+                                  "global_n_clusters": NUM_TASKS, "diagnostics": False, "seed": seed})
     rng = np.random.default_rng(seed)
     centres = rng.normal(scale=3.0, size=(NUM_TASKS, dim)).astype(np.float32)
     local = [centres[rng.integers(NUM_TASKS, size=k_local)] + rng.normal(scale=0.5, size=(k_local, dim)).astype(np.float32)
@@ -51,7 +50,7 @@ def server_scale(shapes: dict[str, tuple], num_clients: int = 1000, k_local: int
     cluster.kmeans(np.concatenate(local), NUM_TASKS, seed + 1)
     kmeans_s = time.perf_counter() - start
 
-    server = FedRouterServer(cfg)
+    server = get_algorithm(cfg.fed_alg).server(cfg)  # the registry's proposed method
     with recording() as phases:
         start = time.perf_counter()
         server.aggregate_setup(setup_replies)

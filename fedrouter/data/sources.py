@@ -25,7 +25,7 @@ LOCAL_SUFFIXES = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": 
 SAVED_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
 HUB_FIRST_N = 30_000  # the paper keeps the first 30k of the shuffled QQP and Gigaword train splits
 _TRUE = {"1", "ON", "YES", "TRUE"}
-_SAMPLE_DIR = "../shared/data/multitask"  # where the real sample sits relative to the repo checkout
+_SAMPLE_DIR = "path/to/multitask"  # how messages show a local copy of the benchmark (one file per task)
 
 
 class DatasetError(ValueError):
@@ -323,7 +323,7 @@ def _forced_offline(active: bool) -> Iterator[None]:
 def _offline_help(reason: str) -> str:
     return (
         f"cannot load the 'multitask' benchmark from the Hugging Face hub: {reason}. Either "
-        f"(1) pass a local folder of JSONL/CSV/parquet files as dataset_name, e.g. the real sample "
+        f"(1) pass a local folder of JSONL/CSV/parquet files as dataset_name, e.g. "
         f"dataset_name={_SAMPLE_DIR}, or set {MULTITASK_DIR_ENV}={_SAMPLE_DIR} so 'multitask' loads it; "
         "(2) use dataset_name=builtin for the small built-in data; or "
         "(3) go online once (unset HF_HUB_OFFLINE/HF_DATASETS_OFFLINE) to fill the Hugging Face cache."

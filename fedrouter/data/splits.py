@@ -17,19 +17,19 @@ _SPLIT_VALUES = ("train", "test")
 
 @dataclass(frozen=True)
 class ClientData:
-    """One client's data: the tasks whose TRAIN data it holds, and its train and test records."""
+    """One client's data: the tasks whose TRAIN data it holds, its train and test records, and every
+    task of the data (in the data's order: the columns of per-task diagnostics)."""
 
     client_id: int
     tasks: tuple[str, ...]
     train: list[dict]
     test: list[dict]
+    task_names: tuple[str, ...] = ()
 
 
-def _tasks() -> tuple[str, ...]:
-    # Lazy import keeps this module importable on its own; the task order lives in one place.
-    from fedrouter.data.builtin import TASKS
-
-    return tuple(TASKS)
+def pool_tasks(records: Sequence[dict]) -> tuple[str, ...]:
+    """The data's tasks in order of first appearance (the built-in benchmark: qqp, gigaword, samsum, webnlg)."""
+    return tuple(dict.fromkeys(str(r["task"]) for r in records))
 
 
 def canonical_split(name: str) -> str:
@@ -96,6 +96,7 @@ def partition(
     max_eval_size: int,
     test_distribution: str,
     seed: int,
+    tasks: Sequence[str],
 ) -> list[ClientData]:
     """Give each of `num_clients` clients disjoint train shards of its tasks and a test set.
 
@@ -105,7 +106,7 @@ def partition(
     test_distribution 'same' tests a client on its own tasks, 'all' on every task. Caps (0 = none) keep the
     per-task balance. Everything is deterministic in `seed`.
     """
-    tasks = _tasks()
+    tasks = tuple(tasks)
     strategy = canonical_split(strategy)
     if test_distribution not in TEST_DISTRIBUTIONS:
         raise ValueError(
@@ -139,7 +140,7 @@ def partition(
         # Shards are grouped by task; shuffle so batches and evaluation order mix the client's tasks.
         random.Random(f"{seed}:client:{i}:train").shuffle(tr)
         random.Random(f"{seed}:client:{i}:test").shuffle(te)
-        clients.append(ClientData(client_id=i, tasks=client_tasks[i], train=tr, test=te))
+        clients.append(ClientData(client_id=i, tasks=client_tasks[i], train=tr, test=te, task_names=tasks))
     logger.info(
         "partition %s/%s: %d clients, train sizes %s, test sizes %s",
         strategy,
@@ -180,7 +181,7 @@ def _group(records: list[dict], tasks: Sequence[str], kind: str) -> dict[str, li
             unknown[str(t)] = unknown.get(str(t), 0) + 1
     if unknown:
         raise ValueError(
-            f"{kind} records have unknown task(s) {unknown}; the benchmark tasks are {', '.join(tasks)}"
+            f"{kind} records have unknown task(s) {unknown}; the data's tasks are {', '.join(tasks)}"
         )
     return groups
 

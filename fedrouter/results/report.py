@@ -3,13 +3,15 @@
 Reads the run folders `<OUTPUT_DIR>/<scenario>/<method>_seed<seed>/` that
 training_scripts/run_paper_experiments.sh writes, and writes to DIR (default OUTPUT_DIR/report):
 results.md and results.csv (final ROUGE-1/2/L per method x scenario, mean ± sample std over seeds,
-and FedRouter's relative gain over each baseline), per_task.csv (the same per task), and the plots
-of fedrouter.results.plots. Only completed runs (with a results.json) count; missing cells show as "–".
+and the reference method's relative gain over each other one), per_task.csv (the same per task), and
+the plots of fedrouter.results.plots plus whatever figures an algorithm's registry entry adds
+(`report_plots`). Methods are found from the run folders; the reference is the registry's proposed
+method unless --reference names another. Only completed runs (with a results.json) count; missing
+cells show as "–".
 
-The t-SNE plot reads what FedRouter's clients saved at evaluation (test embeddings and the adapter
-each sample was routed to, `clients/client_<i>/eval_r<round>.npz`). That is client-private data:
-in simulation it sits on the researcher's own machine and is read here as local analysis; in a
-real federation it never leaves the clients and no server could draw this plot.
+An algorithm's figures may read what its clients saved (FedRouter's t-SNE reads test embeddings
+under `clients/`). That is client-private data: in simulation it sits on the researcher's own
+machine and is read here as local analysis; in a real federation it never leaves the clients.
 """
 
 from __future__ import annotations
@@ -25,11 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from fedrouter.algorithms.client_state import ClientStore
-from fedrouter.config import RunConfig
-from fedrouter.data.builtin import TASKS
+from fedrouter.algorithms.base import algorithms, default_algorithm, get_algorithm
+from fedrouter.config import ConfigError, RunConfig
+from fedrouter.results.provenance import differences
 from fedrouter.results.run_folder import RunFolder, config_differences
 from fedrouter.results.stats import Stat, mean_and_std
 from fedrouter.results.summary import aliases, collect
@@ -37,14 +37,8 @@ from fedrouter.steps.evaluate import ROUGE_KEYS
 from fedrouter.utils.io import atomic_write_text
 
 SCENARIOS = ("interference", "generalization", "single", "iid")  # display order; others follow
-METHODS = ("fedit", "local", "fedcluster", "fedsa", "feddpa", "fedrouter")  # the paper's column order
-REFERENCE = "fedrouter"  # the method whose relative gain over every other is reported
 METRIC_NAMES = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
 PER_RUN_KEYS = {"fed_alg", "sim_alias", "seed", "output_dir"}  # settings allowed to differ within a scenario
-# The evaluation router is a method's own choice (FedRouter's global router vs each client's own
-# cluster, run_generalization.sh): listed per method, not flagged. What clients are tested on must
-# still match, so it is compared resolved (evaluation_mode can set it).
-ROUTER_KEYS = {"router", "evaluation_mode"}
 DASH = "–"
 ZERO_SHOT = "base model, zero-shot (round 0)"
 
@@ -75,6 +69,11 @@ def incomplete_runs(output_dir: Path) -> list[str]:
     """<scenario>/<method>_seed<seed> folders without results.json (running, interrupted or failed)."""
     return sorted(f"{p.parent.name}/{p.name}" for p in Path(output_dir).glob("*/*_seed*")
                   if p.is_dir() and re.fullmatch(r".+_seed-?\d+", p.name) and not (p / "results.json").exists())
+
+
+def method_order() -> tuple[str, ...]:
+    """The registry's order (the paper's baselines, then the proposed method); other run names after."""
+    return tuple(a.name for a in algorithms())
 
 
 def ordered(names: Iterable[str], preferred: tuple[str, ...]) -> list[str]:
@@ -111,7 +110,7 @@ def relative_gain(ours: float, baseline: float) -> float | None:
     return (ours - baseline) / baseline if baseline else None
 
 
-def gains(stats: dict[tuple[str, str], Stat], reference: str = REFERENCE) -> dict[tuple[str, str], float | None]:
+def gains(stats: dict[tuple[str, str], Stat], reference: str) -> dict[tuple[str, str], float | None]:
     """(scenario, baseline) -> relative gain of the reference's mean over the baseline's mean."""
     out = {}
     for (scenario, method), stat in stats.items():
@@ -122,7 +121,8 @@ def gains(stats: dict[tuple[str, str], Stat], reference: str = REFERENCE) -> dic
 
 
 def task_names(runs: list[Run]) -> list[str]:
-    return ordered({k.split("/", 1)[1] for r in runs for k in r.results["final"] if k.startswith("rouge1/")}, TASKS)
+    """The tasks scored in these runs, in the order the runs report them (the data's order)."""
+    return list(dict.fromkeys(k.split("/", 1)[1] for r in runs for k in r.results["final"] if k.startswith("rouge1/")))
 
 
 # --- tables -----------------------------------------------------------------------------------------
@@ -137,60 +137,93 @@ def _gain_text(gain: float | None) -> str:
     return DASH if gain is None else f"{gain * 100:+.1f} %"
 
 
-def scenario_settings(runs: list[Run], scenario: str) -> tuple[RunConfig, list[str], dict[str, str]]:
+def read_config(run: Run) -> RunConfig:
+    return RunConfig.from_mapping(RunFolder(run.path).read_config() or {}, strict=False)
+
+
+def common_settings(cfg: RunConfig) -> dict[str, Any]:
+    """The settings every method of a scenario must share: all but the algorithm's own and per-run ones."""
+    own = set(cfg.alg.defaults())
+    return {k: v for k, v in cfg.to_dict().items() if k not in own and k not in PER_RUN_KEYS}
+
+
+def own_settings(cfg: RunConfig) -> str:
+    return ", ".join(f"{k}={v}" for k, v in cfg.to_dict().items() if k in cfg.alg.defaults()) or DASH
+
+
+def scenario_settings(runs: list[Run], scenario: str, reference: str) -> tuple[RunConfig, list[str], dict[str, str]]:
     """The scenario's resolved settings (from the reference method's run when there is one), every
-    setting that differs between its runs beyond method and seed (should be none), and the router
-    of each method whose router differs from the reference's."""
+    setting that differs between its runs beyond method and seed (should be none), and each
+    method's own settings (which must agree over its seeds)."""
     folders = [r for r in runs if r.scenario == scenario]
-    folders.sort(key=lambda r: (r.method != REFERENCE, r.method, r.seed))
-    configs = [(r, RunConfig.from_mapping(RunFolder(r.path).read_config() or {})) for r in folders]
-
-    def compared(cfg: RunConfig) -> dict[str, Any]:
-        values = {k: v for k, v in cfg.to_dict().items() if k not in PER_RUN_KEYS | ROUTER_KEYS}
-        return {**values, "test_distribution": cfg.resolved_test_distribution}
-
+    folders.sort(key=lambda r: (r.method != reference, r.method, r.seed))
+    configs = [(r, read_config(r)) for r in folders]
     base_cfg = configs[0][1]
-    problems, routers = [], {}
-    for r, cfg in configs[1:]:
-        problems += [f"{scenario}/{r.method}_seed{r.seed}: {d}" for d in config_differences(compared(base_cfg), compared(cfg))]
-        if cfg.resolved_router != base_cfg.resolved_router:
-            routers[r.method] = cfg.resolved_router
-    return base_cfg, problems, routers
+    problems: list[str] = []
+    own: dict[str, str] = {}
+    for r, cfg in configs:
+        if r is not configs[0][0]:
+            problems += [f"{scenario}/{r.method}_seed{r.seed}: {d}"
+                         for d in config_differences(common_settings(base_cfg), common_settings(cfg))]
+        text = f"{cfg.fed_alg}: {own_settings(cfg)}"
+        if own.setdefault(r.method, text) != text:
+            problems.append(f"{scenario}/{r.method}_seed{r.seed}: own settings {text} differ from another seed's "
+                            f"{own[r.method]}")
+    return base_cfg, problems, own
 
 
-def markdown_report(runs: list[Run], output_dir: Path) -> str:
+def reference_method(runs: list[Run]) -> str:
+    """The registry's proposed method (the paper's), whose gain over every other method is reported."""
+    return default_algorithm()
+
+
+def provenance_note(runs: list[Run], scenario: str) -> str | None:
+    """What differs in the provenance (latest session) of the scenario's runs: code, packages,
+    hardware; run folders from before provenance.json count as unknown. None if nothing differs."""
+    in_s = sorted((r for r in runs if r.scenario == scenario), key=lambda r: (r.method, r.seed))
+    records = {f"{r.method}_seed{r.seed}": (RunFolder(r.path).read_provenance() or {}).get("sessions") for r in in_s}
+    known = [sessions[-1] for sessions in records.values() if sessions]
+    unknown = [name for name, sessions in records.items() if not sessions]
+    notes = differences(known)
+    if known and unknown:
+        notes.append(f"unknown for {len(unknown)} run{'s' * (len(unknown) != 1)} without provenance.json "
+                     f"({', '.join(unknown)})")
+    return f"Provenance differs between runs: {'; '.join(notes)}" if notes else None
+
+
+def markdown_report(runs: list[Run], output_dir: Path, reference: str | None = None) -> str:
+    reference = reference or reference_method(runs)
     scenarios = ordered({r.scenario for r in runs}, SCENARIOS)
-    methods = ordered({r.method for r in runs}, METHODS)
+    methods = ordered({r.method for r in runs}, method_order())
     out = [f"# Scenario matrix: {output_dir}", "",
            "Final-round scores, mean ± sample std (ddof=1) over seeds; n = completed seeds; "
-           f"{DASH} = no completed run (as a std: a single seed). Gain = ({REFERENCE} - baseline) / baseline "
+           f"{DASH} = no completed run (as a std: a single seed). Gain = ({reference} - baseline) / baseline "
            "of the means.", "", "## Scenarios", ""]
-    rows, mismatches, variants = [], [], []
+    rows, mismatches, own_rows = [], [], []
     for s in scenarios:
-        cfg, problems, routers = scenario_settings(runs, s)
+        cfg, problems, own = scenario_settings(runs, s, reference)
         mismatches += problems
-        variants += [f"{s}/{m}: router={r}" for m, r in sorted(routers.items())]
-        rows.append([s, cfg.split_strategy, cfg.resolved_test_distribution, cfg.resolved_router, cfg.n_clusters,
-                     cfg.global_n_clusters, str(cfg.num_clients), str(cfg.num_rounds), str(cfg.max_steps),
-                     cfg.model_name_or_path])
-    out.append(_md_table(["scenario", "split", "tested on", "router", "local k", "global K", "clients", "rounds",
-                          "steps/round", "model"], rows))
-    if variants:
-        out += ["", f"Routers other than the scenario's (FedRouter variants): {', '.join(variants)}."]
+        own_rows += [[s, m, own[m]] for m in ordered(own, method_order())]
+        rows.append([s, cfg.split_strategy, cfg.test_distribution, str(cfg.num_clients), str(cfg.num_rounds),
+                     str(cfg.max_steps), cfg.model_name_or_path])
+    out.append(_md_table(["scenario", "split", "tested on", "clients", "rounds", "steps/round", "model"], rows))
+    out += ["", "Each method's own settings:", "", _md_table(["scenario", "method", "fed_alg: settings"], own_rows)]
     if mismatches:
         out += ["", "**Settings differ within a scenario** (the comparison is not like for like):", ""]
         out += [f"- {m}" for m in mismatches]
+    provenance = [f"- {s}: {note}" for s in scenarios if (note := provenance_note(runs, s))]
+    out += ["", *provenance] if provenance else []
     for key in ROUGE_KEYS:
         stats = cell_stats(runs, key)
-        g = gains(stats)
+        g = gains(stats, reference)
         base = zero_shot_stats(runs, key)
         base_row = [[ZERO_SHOT] + [str(base[s]) if s in base else DASH for s in scenarios]] if base else []
         out += ["", f"## {METRIC_NAMES[key]}", "",
                 _md_table(["method", *scenarios], base_row + [[m] + [str(stats[(s, m)]) if (s, m) in stats else DASH
                                                                      for s in scenarios] for m in methods])]
-        baselines = [m for m in methods if m != REFERENCE]
+        baselines = [m for m in methods if m != reference]
         if any(cell in g for cell in ((s, m) for s in scenarios for m in baselines)):
-            out += ["", f"Relative gain of {REFERENCE} ({METRIC_NAMES[key]}):", "",
+            out += ["", f"Relative gain of {reference} ({METRIC_NAMES[key]}):", "",
                     _md_table(["baseline", *scenarios],
                               [[m] + [_gain_text(g[(s, m)]) if (s, m) in g else DASH for s in scenarios]
                                for m in baselines])]
@@ -203,7 +236,7 @@ def markdown_report(runs: list[Run], output_dir: Path) -> str:
         out += ["", f"### {s}", "",
                 _md_table(["method", *tasks], [[ZERO_SHOT] + [str(zero[t][s]) if s in zero[t] else DASH for t in tasks]]
                   + [[m] + [str(per_task[t][(s, m)]) if (s, m) in per_task[t] else DASH
-                            for t in tasks] for m in ordered({r.method for r in in_s}, METHODS)])]
+                            for t in tasks] for m in ordered({r.method for r in in_s}, method_order())])]
     missing = incomplete_runs(output_dir)
     if missing:
         out += ["", f"Run folders without results (running, interrupted or failed; not counted): {', '.join(missing)}"]
@@ -218,23 +251,25 @@ def _csv(header: list[str], rows: list[list[Any]]) -> str:
     return buf.getvalue()
 
 
-def results_csv(runs: list[Run]) -> str:
+def results_csv(runs: list[Run], reference: str | None = None) -> str:
+    reference = reference or reference_method(runs)
     rows = []
-    scenarios, methods = ordered({r.scenario for r in runs}, SCENARIOS), ordered({r.method for r in runs}, METHODS)
+    scenarios = ordered({r.scenario for r in runs}, SCENARIOS)
+    methods = ordered({r.method for r in runs}, method_order())
     for key in ROUGE_KEYS:
         stats = cell_stats(runs, key)
-        g = gains(stats)
+        g = gains(stats, reference)
         for s in scenarios:
             for m in methods:
                 if (s, m) in stats:
                     st = stats[(s, m)]
                     rows.append([s, m, key, st.mean, st.std, st.n, g.get((s, m))])
-    return _csv(["scenario", "method", "metric", "mean", "std", "n_seeds", f"{REFERENCE}_gain"], rows)
+    return _csv(["scenario", "method", "metric", "mean", "std", "n_seeds", f"{reference}_gain"], rows)
 
 
 def per_task_csv(runs: list[Run]) -> str:
     rows = []
-    methods = ordered({r.method for r in runs}, METHODS)
+    methods = ordered({r.method for r in runs}, method_order())
     for s in ordered({r.scenario for r in runs}, SCENARIOS):
         in_s = [r for r in runs if r.scenario == s]
         for t in task_names(in_s):
@@ -245,38 +280,6 @@ def per_task_csv(runs: list[Run]) -> str:
 
 
 # --- plot data --------------------------------------------------------------------------------------
-
-
-def eval_embeddings(run_dir: Path) -> tuple[np.ndarray, list[str], np.ndarray, int] | None:
-    """(test embeddings, true tasks, routed adapter, round) of every client's last saved evaluation."""
-    stores = [ClientStore(p.parent, int(p.name.split("_")[1])) for p in Path(run_dir).glob("clients/client_*")]
-    rounds = [r for st in stores for r in st.eval_rounds()]
-    if not rounds:
-        return None
-    rnd = max(rounds)
-    emb, tasks, routed = [], [], []
-    for st in sorted((st for st in stores if rnd in st.eval_rounds()), key=lambda st: st.dir.name):
-        arrays, meta = st.load_eval(rnd)
-        emb.append(arrays["embeddings"])
-        routed.append(arrays["routed"])
-        tasks += meta["tasks"]
-    return np.concatenate(emb), tasks, np.concatenate(routed), rnd
-
-
-def silhouette_curves(runs: list[Run]) -> dict[str, dict[str, dict[int, list[float]]]]:
-    """scenario -> {"local": k -> scores over clients and seeds, "global": k -> scores over seeds}."""
-    out: dict[str, dict[str, dict[int, list[float]]]] = {}
-    for r in runs:
-        diag = RunFolder(r.path).read_diagnostics()
-        if not diag:
-            continue
-        curves = out.setdefault(r.scenario, {"local": defaultdict(list), "global": defaultdict(list)})
-        for per_client in diag.get("local_silhouette", {}).values():
-            for k, score in per_client.items():
-                curves["local"][int(k)].append(float(score))
-        for k, score in diag.get("global_silhouette", {}).items():
-            curves["global"][int(k)].append(float(score))
-    return out
 
 
 def rouge_by_round(runs: list[Run], key: str = "rouge1") -> dict[str, dict[str, dict[int, list[float]]]]:
@@ -292,34 +295,31 @@ def rouge_by_round(runs: list[Run], key: str = "rouge1") -> dict[str, dict[str, 
 # --- entry point ------------------------------------------------------------------------------------
 
 
-def write_report(output_dir: Path, out_dir: Path) -> list[Path]:
+def write_report(output_dir: Path, out_dir: Path, reference: str | None = None) -> list[Path]:
     """Write the tables and plots; returns the paths written."""
     from fedrouter.results import plots
 
     runs = load_runs(output_dir)
     if not runs:
         raise FileNotFoundError(f"no completed runs <scenario>/<method>_seed<seed>/results.json in {output_dir}")
+    reference = reference or reference_method(runs)
     written = []
-    for name, text in (("results.md", markdown_report(runs, output_dir)), ("results.csv", results_csv(runs)),
-                       ("per_task.csv", per_task_csv(runs))):
+    for name, text in (("results.md", markdown_report(runs, output_dir, reference)),
+                       ("results.csv", results_csv(runs, reference)), ("per_task.csv", per_task_csv(runs))):
         atomic_write_text(out_dir / name, text)
         written.append(out_dir / name)
     scenarios = ordered({r.scenario for r in runs}, SCENARIOS)
-    colors = plots.method_colors(ordered({r.method for r in runs}, METHODS))
+    colors = plots.method_colors(ordered({r.method for r in runs}, method_order()))
     stats = cell_stats(runs, "rouge1")
     for s in scenarios:
         by_method = {m: stats[(s, m)] for m in colors if (s, m) in stats}
         written.append(plots.bar_chart(by_method, colors, f"{s}: final ROUGE-1", out_dir / f"bars_{s}.png"))
-        ref = sorted((r for r in runs if r.scenario == s and r.method == REFERENCE), key=lambda r: r.seed)
-        data = eval_embeddings(ref[0].path) if ref else None
-        if data is not None:
-            emb, tasks, routed, rnd = data
-            title = f"{s}: {REFERENCE} test embeddings (seed {ref[0].seed}, round {rnd})"
-            path = plots.tsne(emb, tasks, routed, title, out_dir / f"tsne_{s}.png", seed=ref[0].seed)
-            written += [path] if path else []
-    sil = silhouette_curves([r for r in runs if r.method == REFERENCE])
-    if sil:
-        written.append(plots.silhouette({s: sil[s] for s in scenarios if s in sil}, out_dir / "silhouette.png"))
+    # An algorithm's own figures, from the runs of the reference method (its registry entry's hook).
+    ref_runs = sorted((r for r in runs if r.method == reference), key=lambda r: (scenarios.index(r.scenario), r.seed))
+    if ref_runs:
+        hook = get_algorithm(read_config(ref_runs[0]).fed_alg).report_plots
+        if hook is not None:
+            written += hook([(r.scenario, r.seed, r.path) for r in ref_runs], out_dir)
     curves = rouge_by_round(runs)
     written.append(plots.rouge_curves({s: curves[s] for s in scenarios}, colors, out_dir / "rouge1_curves.png"))
     return written
@@ -329,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("output_dir", help="the scenario matrix's output_dir")
     parser.add_argument("--out", help="where to write the report (default: OUTPUT_DIR/report)")
+    parser.add_argument("--reference", help="the method whose gain over the others is reported (default: the "
+                        "registry's proposed method)")
     args = parser.parse_args(argv)
     output_dir = Path(args.output_dir)
     if not output_dir.is_dir():
@@ -336,8 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     out_dir = Path(args.out) if args.out else output_dir / "report"
     try:
-        written = write_report(output_dir, out_dir)
-    except FileNotFoundError as exc:
+        written = write_report(output_dir, out_dir, args.reference)
+    except (FileNotFoundError, ConfigError) as exc:
         print(f"fedrouter.results.report: {exc}", file=sys.stderr)
         return 1
     print((out_dir / "results.md").read_text())

@@ -6,11 +6,13 @@ import json
 import os
 import shutil
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fedrouter.results import provenance
 from fedrouter.utils.io import atomic_save_npz, atomic_write_json, atomic_write_text, load_npz
 
 # Settings that may change between an interrupted run and its resumption.
@@ -19,7 +21,8 @@ RESUME_FREE_KEYS = {"resume", "client_resources_cpus", "client_resources_gpus", 
 
 class RunFolder:
     """<output_dir>/<sim_alias>_seed<seed>/:
-    config.json, metrics.jsonl, log.txt, results.json, adapters/round_<r>/<name>/, checkpoint/, clients/."""
+    config.json, provenance.json, metrics.jsonl, log.txt, results.json, adapters/round_<r>/<name>/,
+    checkpoint/, clients/."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -31,6 +34,21 @@ class RunFolder:
 
     def read_config(self) -> dict[str, Any] | None:
         p = self.path / "config.json"
+        return json.loads(p.read_text()) if p.exists() else None
+
+    # --- provenance ---------------------------------------------------------------------------
+    def write_provenance(self, started_round: int, record: dict[str, Any] | None = None) -> None:
+        """Append this session's provenance (record, default provenance.collect(): commit, package
+        versions, machine) with the round it starts at: a resumed run keeps its earlier sessions'."""
+        sessions = (self.read_provenance() or {"sessions": []})["sessions"]
+        entry = {**(provenance.collect() if record is None else record), "started_round": started_round,
+                 "time": datetime.now(UTC).isoformat(timespec="seconds")}
+        atomic_write_json(self.path / "provenance.json", {"sessions": [*sessions, entry]})
+
+    def read_provenance(self) -> dict[str, Any] | None:
+        """{"sessions": [one record per start of the run, oldest first]}; None for a run folder
+        written before provenance was recorded."""
+        p = self.path / "provenance.json"
         return json.loads(p.read_text()) if p.exists() else None
 
     # --- metrics ------------------------------------------------------------------------------
@@ -102,7 +120,7 @@ class RunFolder:
         """Start over: remove what a previous run in this folder left (resume=false)."""
         for name in ("checkpoint", "clients", "adapters"):
             shutil.rmtree(self.path / name, ignore_errors=True)
-        for name in ("metrics.jsonl", "results.json", "diagnostics.json"):
+        for name in ("metrics.jsonl", "results.json", "diagnostics.json", "provenance.json"):
             (self.path / name).unlink(missing_ok=True)
 
 

@@ -77,6 +77,7 @@ def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
     peft_config = LoraSpec.from_config(cfg).peft_config()
     start = _restore(cfg, folder, algo)
     folder.write_config(cfg.to_dict())
+    folder.write_provenance(start)  # one record per start: a resumed run keeps the first session's
     # Rows of checkpointed rounds survive a resume; a run that never finished round 1 starts over.
     rows = [r for r in folder.read_metrics() if r["round"] < start] if start > 1 else []
     fed = Federation(grid, cfg.to_dict(), cfg.num_clients)

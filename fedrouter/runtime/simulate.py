@@ -10,10 +10,9 @@ import json
 import logging
 import os
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from fedrouter.config import ConfigError, RunConfig, help_table
 from fedrouter.utils.io import atomic_write_json
@@ -109,14 +108,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="TOML preset (flat keys, or a [tool.flwr.app.config] table)")
     parser.add_argument("--list-settings", action="store_true", help="print every setting and exit")
+    parser.add_argument("--print", metavar="KEY", help="print one resolved setting (e.g. sim_alias) and exit")
     parser.add_argument("overrides", nargs="*", help="key=value settings (override the preset)")
     args = parser.parse_args(argv)
     if args.list_settings:
         print(help_table())
         return 0
-    setup_process_logging()
     try:
         cfg = build_config(args.config, args.overrides)
+        if args.print:
+            values = cfg.to_dict()
+            if args.print not in values:
+                raise ConfigError(f"--print {args.print}: not a setting of this run; known: {sorted(values)}")
+            print(values[args.print])
+            return 0
+        setup_process_logging()
         results = simulate(cfg)
     except ConfigError as exc:
         print(f"fedrouter: {exc}", file=sys.stderr)

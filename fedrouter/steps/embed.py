@@ -62,7 +62,8 @@ def sentence_embeddings(texts: Sequence[str], model_path: str = "") -> np.ndarra
 
 
 @timed("embed")
-def embed(backbone, texts: Sequence[str], cfg) -> np.ndarray:
-    if cfg.embedding == "sentence":
-        return sentence_embeddings(texts, cfg.sentence_model)
+def embed(backbone, texts: Sequence[str], cfg, kind: str = "base", sentence_model: str = "") -> np.ndarray:
+    """`kind` base: the backbone's mean-pooled last hidden state; sentence: a sentence encoder."""
+    if kind == "sentence":
+        return sentence_embeddings(texts, sentence_model)
     return base_embeddings(backbone, texts, cfg.seq_length, cfg.batch_size_eval)

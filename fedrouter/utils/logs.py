@@ -6,12 +6,14 @@ import logging
 import sys
 from pathlib import Path
 
+ROOT = __name__.split(".")[0]  # the package's root logger; every module logs below it
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def setup_process_logging(level: int = logging.INFO) -> None:
     """Make 'fedrouter.*' log lines visible in this process (idempotent)."""
-    root = logging.getLogger("fedrouter")
+    root = logging.getLogger(ROOT)
     root.setLevel(level)
     # bitsandbytes, on CPUs with AVX512-BF16, warns at import that it cannot fetch an optional 4-bit
     # kernel from the hub ("pip install kernels"). loader.py switches that kernel off anyway (it has
@@ -30,12 +32,12 @@ def add_file_log(path: Path) -> logging.Handler:
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, mode="a", encoding="utf-8")
     handler.setFormatter(logging.Formatter(FORMAT, "%Y-%m-%d %H:%M:%S"))
-    for name in ("fedrouter", "flwr"):
+    for name in (ROOT, "flwr"):
         logging.getLogger(name).addHandler(handler)
     return handler
 
 
 def remove_file_log(handler: logging.Handler) -> None:
-    for name in ("fedrouter", "flwr"):
+    for name in (ROOT, "flwr"):
         logging.getLogger(name).removeHandler(handler)
     handler.close()

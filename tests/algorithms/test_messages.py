@@ -1,5 +1,5 @@
 """What leaves a client, per algorithm: every reply of real runs checked against what the algorithm's
-specification allows (the baselines are checked inside their own tests in test_baselines.py)."""
+specification allows (the baselines are checked inside their own tests in the per-algorithm test modules)."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ def _split(
     strategy: str = "single", num_clients: int = 8, *, train=None, test=None, **kw
 ) -> list[ClientData]:
     tr, te = _data()
-    opts = {"max_data_per_client": 0, "max_eval_size": 0, "test_distribution": "same", "seed": 0, **kw}
+    opts = {"max_data_per_client": 0, "max_eval_size": 0, "test_distribution": "same", "seed": 0, "tasks": TASKS, **kw}
     return partition(
         train if train is not None else tr, test if test is not None else te, strategy, num_clients, **opts
     )
@@ -253,7 +253,8 @@ def test_real_sample_paper_setting():
     train, test = train_test_split(load_pool(str(SAMPLE), 0, 0), 0.8, seed=0)
     assert _tasks_of(train) == {t: 2000 for t in TASKS}
     clients = partition(
-        train, test, "single", 8, max_data_per_client=0, max_eval_size=40, test_distribution="all", seed=111
+        train, test, "single", 8, max_data_per_client=0, max_eval_size=40, test_distribution="all", seed=111,
+        tasks=TASKS,
     )
     assert [len(c.train) for c in clients] == [1000] * 8
     assert all(_tasks_of(c.test) == {t: 10 for t in TASKS} for c in clients)

@@ -27,12 +27,15 @@ PATCH = f"import fedrouter.models.tiny as t; t.VARIANTS['tiny'] = ({FAST_ARCH!r}
 def built(tmp_path_factory: pytest.TempPathFactory):
     """(cache root, model folder, first-build seconds) for a fast build in a private cache."""
     root = tmp_path_factory.mktemp("fedrouter-cache")
+    # The patch ends with the build: a session fixture that kept it would point every later test
+    # (and the Ray workers they start) at this cache, where they would build the real model again.
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FEDROUTER_CACHE", str(root))
         mp.setitem(tiny.VARIANTS, "tiny", (FAST_ARCH, FAST_TRAIN))
         start = time.time()
         path = tiny.resolve_builtin("builtin:tiny")
-        yield root, path, time.time() - start
+        seconds = time.time() - start
+    return root, path, seconds
 
 
 @pytest.fixture

@@ -48,8 +48,8 @@ def test_task_too_small_for_the_split_is_a_clear_error(tmp_path):
 
 def test_n_clusters_above_every_clients_data(tmp_path):
     path = _write(tmp_path / "d.jsonl", [r for t in TASKS for r in _rows(t, 10)])
-    msg = _problem(RunConfig(dataset_name=str(path), dataset_sample=0, num_clients=4, sample_clients=4,
-                             fed_alg="fedrouter", n_clusters="9", global_n_clusters="4"))
+    msg = _problem(RunConfig.from_mapping({"dataset_name": str(path), "dataset_sample": 0, "num_clients": 4,
+                                           "sample_clients": 4, "n_clusters": "9", "global_n_clusters": "4"}))
     assert "n_clusters=9 is larger than every client's training set (the largest has 8 samples)" in msg
 
 

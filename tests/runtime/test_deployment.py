@@ -20,7 +20,7 @@ from flwr.app import Context, RecordDict
 
 from conftest import REPO, metrics_without_timings, tiny_settings
 from fedrouter.algorithms.client_state import ClientState, ClientStore
-from fedrouter.config import RunConfig
+from fedrouter.config import flat_defaults
 from fedrouter.runtime.client_app import store_root
 from fedrouter.runtime.simulate import backend_config, simulate
 
@@ -259,7 +259,7 @@ def test_tls_supernode_auth_admits_registered_nodes_only(tmp_path):
 @pytest.mark.slow  # ~1-2 min: `flwr run .` starts a detached SuperLink that runs the simulation
 def test_flwr_run_local_completes_offline_and_leaves_no_process(tmp_path, reference):
     # Prepare: the simulation's settings and seed as `--run-config`, a private FLWR_HOME
-    defaults = RunConfig().to_dict()
+    defaults = flat_defaults()
     settings = {**{k: v for k, v in reference.to_dict().items() if v != defaults[k]},
                 "output_dir": str(tmp_path / "output")}
     home = tmp_path / "flwr_home"
@@ -290,7 +290,7 @@ def test_flwr_run_local_completes_offline_and_leaves_no_process(tmp_path, refere
 @pytest.mark.slow  # ~5-10 min on 2 CPUs: every ClientApp message is a new process on its SuperNode
 def test_deployment_on_loopback_matches_the_simulation(tmp_path, reference):
     # Prepare: the same settings and seed as the simulation, a private output folder
-    defaults = RunConfig().to_dict()
+    defaults = flat_defaults()
     settings = {**{k: v for k, v in reference.to_dict().items() if v != defaults[k]},
                 "output_dir": str(tmp_path / "output")}
     superlink_port, supernode_port = free_ports(1), free_ports(4)

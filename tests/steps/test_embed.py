@@ -15,10 +15,10 @@ from fedrouter.steps.embed import embed
 
 @pytest.mark.parametrize("embedding", ["base", "sentence"])
 def test_embeddings_route_inputs_to_their_task(tmp_path, embedding):
-    cfg = tiny_settings(tmp_path, embedding=embedding)
+    cfg = tiny_settings(tmp_path)
     pool = make_builtin_pool(60, seed=3)
     train, test = pool[:160], pool[160:]
-    vectors = embed(get_backbone(cfg), [r["instruction"] for r in pool], cfg)
+    vectors = embed(get_backbone(cfg), [r["instruction"] for r in pool], cfg, kind=embedding)
     assert vectors.shape[0] == len(pool) and vectors.dtype == np.float32
     # FedRouter routes by nearest centroid: one centroid per task from training inputs
     centroids = np.stack([vectors[:160][[r["task"] == t for r in train]].mean(0) for t in TASKS])
@@ -26,7 +26,7 @@ def test_embeddings_route_inputs_to_their_task(tmp_path, embedding):
     accuracy = np.mean([TASKS[g] == r["task"] for g, r in zip(routed, test, strict=True)])
     assert accuracy >= 0.95, accuracy
     # the same text embeds to the same vector whatever batch it is in (padding is masked out)
-    again = embed(get_backbone(cfg), [pool[5]["instruction"]], cfg)
+    again = embed(get_backbone(cfg), [pool[5]["instruction"]], cfg, kind=embedding)
     np.testing.assert_allclose(again[0], vectors[5], rtol=1e-4, atol=1e-5)
 
 

@@ -1,0 +1,47 @@
+"""The seed launcher: it forwards only the variables a user set, so a preset is honoured and its
+comments' defaults are the code's."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tomllib
+
+from conftest import REPO
+from fedrouter.config import flat_defaults
+
+LAUNCHER = REPO / "training_scripts" / "run_flower_simulation_router.sh"
+
+
+def test_the_launchers_bracketed_defaults_are_the_codes():
+    defaults = flat_defaults()
+    shown = dict(re.findall(r"^(\w+)=\$\{\w+:-\}\s+#.*\[([^\]]+)\]\s*$", LAUNCHER.read_text(), re.M))
+    assert len(shown) >= 25
+    for key, text in shown.items():
+        if key in ("fed_alg", "sim_alias"):  # empty in the code: resolved when read
+            continue
+        assert str(defaults[key]).lower() == text.lower(), key
+
+
+def test_preset_is_honoured_and_launcher_variables_win(tmp_path):
+    # Prepare: the paper's preset, made tiny by a few launcher variables (CPU, built-in model and data)
+    env = {**os.environ, "preset": "configs/paper.toml", "seeds": "0", "output_dir": str(tmp_path),
+           "model_name_or_path": "builtin:tiny", "dataset_name": "builtin", "load_in_4bit": "false",
+           "dataset_sample": "60", "num_clients": "4", "sample_clients": "4", "num_rounds": "1", "eval_round": "1",
+           "max_steps": "1", "batch_size": "4", "max_new_tokens": "2", "client_resources_cpus": "1",
+           "client_resources_gpus": "0", "extra": "max_eval_size=4"}
+    # Execute
+    proc = subprocess.run(["sh", str(LAUNCHER)], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # Assert: the written config has the preset's values where no variable was set, the variables' elsewhere
+    config = json.loads((tmp_path / "fedrouter_single_seed0" / "config.json").read_text())
+    preset = tomllib.loads((REPO / "configs" / "paper.toml").read_text())
+    for key in ("lr", "seq_length", "batch_size_eval"):
+        assert config[key] == preset[key], key
+    assert (config["router"], config["test_distribution"]) == ("global", "all")  # evaluation_mode = "global"
+    assert (config["num_rounds"], config["model_name_or_path"], config["max_eval_size"]) == (1, "builtin:tiny", 4)
+    assert config["client_resources_gpus"] == 0.0
+    # the preset lists only what differs from the defaults
+    assert all(preset[k] != flat_defaults()[k] for k in preset)
