@@ -17,14 +17,16 @@ _SPLIT_VALUES = ("train", "test")
 
 @dataclass(frozen=True)
 class ClientData:
-    """One client's data: the tasks whose TRAIN data it holds, its train and test records, and every
-    task of the data (in the data's order: the columns of per-task diagnostics)."""
+    """One client's data: the tasks whose TRAIN data it holds, its train and test records, every
+    task of the data (in the data's order: the columns of per-task diagnostics), and the tasks no
+    client trains on (scored apart as "unseen")."""
 
     client_id: int
     tasks: tuple[str, ...]
     train: list[dict]
     test: list[dict]
     task_names: tuple[str, ...] = ()
+    unseen_tasks: tuple[str, ...] = ()
 
 
 def pool_tasks(records: Sequence[dict]) -> tuple[str, ...]:
