@@ -12,7 +12,7 @@
 # output_dir (a finished cell is not rerun, and a half-done one refuses changed settings).
 
 methods=${methods:-"fedit local fedcluster fedsa feddpa fedrouter"}
-scenarios=${scenarios:-"interference generalization single iid"}
+scenarios=${scenarios:-"interference generalization single iid"}  # also: unseen (one scenario per left-out task)
 seeds=${seeds:-"0 1 2"}
 output_dir=${output_dir:-output/paper_experiments}
 report_dir=${report_dir:-}                   # default: <output_dir>/report
@@ -22,13 +22,16 @@ extra=${extra:-}                             # further key=value settings for ev
 # test sets; evaluation_mode is the reference code's name for the (router, test distribution) pair:
 # it sets test_distribution for every method and the router of the methods that have one.
 set_scenario() {
+  scenario_extra=""
   case "$1" in
     #               split                  reference name           FedRouter's local k
     interference)   split_strategy=dual;   evaluation_mode=local;   n_clusters=2 ;;
     generalization) split_strategy=single; evaluation_mode=global;  n_clusters=1 ;;
     single)         split_strategy=single; evaluation_mode=local;   n_clusters=1 ;;
     iid)            split_strategy=all;    evaluation_mode=local;   n_clusters=4 ;;
-    *) echo "unknown scenario '$1'; known: interference generalization single iid" >&2; return 1 ;;
+    # leave one task out: single-task clients over the other tasks, everyone tested on every task
+    unseen_*)       split_strategy=single; evaluation_mode=global;  n_clusters=1; scenario_extra="unseen_tasks=${1#unseen_}" ;;
+    *) echo "unknown scenario '$1'; known: interference generalization single iid unseen" >&2; return 1 ;;
   esac
 }
 
@@ -49,6 +52,18 @@ main() {
   trap 'echo "interrupted; rerun to resume" >&2; exit 130' INT TERM
   cd "$(dirname "$0")/.."
   [ -x .venv/bin/python ] && PY=.venv/bin/python || PY=python3
+  # `unseen` becomes one scenario per task of the data (its task list, read once here)
+  expanded=""
+  for scenario in $scenarios; do
+    if [ "$scenario" = unseen ]; then
+      # shellcheck disable=SC2086
+      tasks=$($PY -m fedrouter.runtime.simulate $extra --print-tasks)
+      for task in $tasks; do expanded="$expanded unseen_$task"; done
+    else
+      expanded="$expanded $scenario"
+    fi
+  done
+  scenarios=$expanded
   for scenario in $scenarios; do set_scenario "$scenario"; done  # unknown names stop here, before any run
 
   failed=""
@@ -64,7 +79,7 @@ main() {
         echo "=== ${cell}"
         fed_alg="$method" sim_alias="$method" seeds="$seed" output_dir="${output_dir}/${scenario}" \
           split_strategy="$split_strategy" evaluation_mode="$evaluation_mode" \
-          extra="$extra $(method_settings "$method")" \
+          extra="$extra $scenario_extra $(method_settings "$method")" \
           sh training_scripts/run_flower_simulation_router.sh || failed="$failed $cell"
       done
     done

@@ -87,7 +87,7 @@ class ClientAlgorithm(ABC):
     def evaluate(self, rt: ClientRuntime, content: RecordDict) -> RecordDict:
         """Default: evaluate the adapter the server sent on this client's test set."""
         scores = score_groups(rt, [(received_adapter(rt, content), np.arange(len(rt.data.test)))])
-        return reply(summarize_client(scores, [r["task"] for r in rt.data.test]))
+        return reply(client_metrics(rt, scores))
 
 
 class ServerAlgorithm(ABC):
@@ -137,6 +137,11 @@ def received_adapter(rt: ClientRuntime, content: RecordDict) -> AdapterState:
     if "adapter" in content.array_records:
         return from_record(content["adapter"])
     return rt.backbone.init_state(rt.cfg.seed)
+
+
+def client_metrics(rt: ClientRuntime, scores: dict[str, np.ndarray]) -> dict[str, float]:
+    """A client's evaluation metrics from per-sample ROUGE (overall, per task, seen / unseen tasks)."""
+    return summarize_client(scores, [r["task"] for r in rt.data.test], rt.data.unseen_tasks)
 
 
 def score_groups(rt: ClientRuntime, groups: Sequence[tuple[AdapterState, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -29,6 +29,7 @@ from fedrouter.algorithms.base import (
     Algorithm,
     ClientAlgorithm,
     ClientRuntime,
+    client_metrics,
     metrics_of,
     received_adapter,
     register,
@@ -39,7 +40,7 @@ from fedrouter.algorithms.fedit import FedITServer
 from fedrouter.config import AlgorithmSettings, RunConfig, setting
 from fedrouter.data.prompt import encode_prompt
 from fedrouter.models.backbone import AdapterState, last_hidden_state
-from fedrouter.steps.evaluate import generate, rouge, summarize_client
+from fedrouter.steps.evaluate import generate, rouge
 from fedrouter.steps.train import train_adapter
 from fedrouter.utils.seeding import derive_seed
 
@@ -186,7 +187,7 @@ class FedDPAClient(ClientAlgorithm):
             {"task": r["task"], "prediction": p, "reference": r["response"], "alpha": float(a), "rouge1": float(s)}
             for r, p, a, s in zip(test, preds, alphas, scores["rouge1"], strict=True)])
         rt.store.save_eval(rt.rnd, {"alpha": alphas}, {"tasks": tasks})
-        metrics = summarize_client(scores, tasks)
+        metrics = client_metrics(rt, scores)
         metrics["alpha_mean"] = float(alphas.mean()) if len(alphas) else 0.0
         own = np.array([t in rt.data.tasks for t in tasks], dtype=bool)
         for name, sel in (("own", own), ("other", ~own)):

@@ -20,6 +20,7 @@ from fedrouter.algorithms.base import (
     ClientAlgorithm,
     ClientRuntime,
     ServerAlgorithm,
+    client_metrics,
     combine_clients,
     from_record,
     meta_of,
@@ -34,7 +35,6 @@ from fedrouter.config import AlgorithmSettings, RunConfig, k_range_problems, par
 from fedrouter.steps import cluster
 from fedrouter.steps.aggregate import weighted_average
 from fedrouter.steps.embed import embed
-from fedrouter.steps.evaluate import summarize_client
 from fedrouter.steps.train import train_adapter
 from fedrouter.utils.seeding import derive_seed
 
@@ -158,7 +158,7 @@ class FedRouterClient(ClientAlgorithm):
             state = from_record(content[key]) if key in content.array_records else rt.backbone.init_state(rt.cfg.seed)
             groups.append((state, np.flatnonzero(routed == g)))
         tasks = [r["task"] for r in rt.data.test]
-        metrics = summarize_client(score_groups(rt, groups), tasks)
+        metrics = client_metrics(rt, score_groups(rt, groups))
         if rt.cfg.alg.diagnostics:  # routed-sample counts per (cluster, task), for routing accuracy
             names = list(rt.data.task_names)
             table = cluster.contingency(routed, tasks, names, len(centroids))
@@ -333,16 +333,32 @@ class FedRouterServer(ServerAlgorithm):
         if self.task_table is None:  # diagnostics off: no task labels, no routing accuracy
             return out
         dom = cluster.dominant(self.task_table)
+        # A task no client trained on (a zero column) has no right cluster: where its samples went is
+        # reported instead of counted as routing errors.
+        unseen = {t for j, t in enumerate(self.tasks) if self.task_table[:, j].sum() == 0}
         right = total = 0.0
+        where: dict[str, dict[str, float]] = {}
         for m in metrics:
             for key, count in m.items():
                 if key.startswith("route/"):
                     _, g, task = key.split("/")
+                    if task in unseen:
+                        where.setdefault(task, {}).setdefault(g, 0.0)
+                        where[task][g] += count
+                        continue
                     total += count
                     right += count if dom[int(g)] == self.tasks.index(task) else 0.0
         out["routing_accuracy"] = right / total if total else 0.0
         self.diag["routing_accuracy"][str(rnd)] = out["routing_accuracy"]
-        log.info("round %d: routing accuracy %.3f (%s router)", rnd, out["routing_accuracy"], self.cfg.alg.router)
+        log.info("round %d: routing accuracy %.3f on seen tasks (%s router)", rnd, out["routing_accuracy"],
+                 self.cfg.alg.router)
+        if where:
+            table = {t: dict(sorted(where[t].items(), key=lambda kv: int(kv[0]))) for t in sorted(where)}
+            self.diag.setdefault("unseen_routing", {})[str(rnd)] = table
+            for t, counts in table.items():
+                log.info("round %d: unseen task %s routed to global clusters %s (cluster -> its training tasks: %s)",
+                         rnd, t, {g: int(c) for g, c in counts.items()},
+                         {g: self.tasks[dom[int(g)]] for g in counts})
         return out
 
     def diagnostics(self):

@@ -16,6 +16,7 @@ from fedrouter.algorithms.base import (
     Algorithm,
     ClientAlgorithm,
     ClientRuntime,
+    client_metrics,
     from_record,
     register,
     reply,
@@ -25,7 +26,6 @@ from fedrouter.algorithms.client_state import ClientState
 from fedrouter.algorithms.fedit import FedITServer
 from fedrouter.models.backbone import AdapterState
 from fedrouter.steps.aggregate import select
-from fedrouter.steps.evaluate import summarize_client
 from fedrouter.steps.train import train_adapter
 from fedrouter.utils.seeding import derive_seed
 
@@ -54,7 +54,7 @@ class FedSAClient(ClientAlgorithm):
         # rnd + 1: this round's B (saved by this round's training) is the one to evaluate.
         state = personal_adapter(rt, content, rt.rnd + 1)
         scores = score_groups(rt, [(state, np.arange(len(rt.data.test)))])
-        return reply(summarize_client(scores, [r["task"] for r in rt.data.test]))
+        return reply(client_metrics(rt, scores))
 
 
 class FedSAServer(FedITServer):

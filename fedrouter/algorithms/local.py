@@ -17,13 +17,13 @@ from fedrouter.algorithms.base import (
     ClientAlgorithm,
     ClientRuntime,
     ServerAlgorithm,
+    client_metrics,
     register,
     reply,
     score_groups,
 )
 from fedrouter.algorithms.client_state import ClientState
 from fedrouter.models.backbone import AdapterState
-from fedrouter.steps.evaluate import summarize_client
 from fedrouter.steps.train import train_adapter
 from fedrouter.utils.seeding import derive_seed
 
@@ -49,7 +49,7 @@ class LocalClient(ClientAlgorithm):
         # Evaluation follows training of the same round, whose state is therefore included.
         state = own_adapter(rt, rt.rnd + 1)
         scores = score_groups(rt, [(state, np.arange(len(rt.data.test)))])
-        return reply(summarize_client(scores, [r["task"] for r in rt.data.test]))
+        return reply(client_metrics(rt, scores))
 
 
 class LocalServer(ServerAlgorithm):

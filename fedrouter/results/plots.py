@@ -39,9 +39,18 @@ def _ordered_mean_std(values: dict[int, list[float]]) -> tuple[np.ndarray, np.nd
     return xs, means, stds
 
 
+def palette(n: int) -> list:
+    """n distinct colours: matplotlib's default cycle up to 10, tab20 up to 20, then evenly spaced
+    hues (any number of tasks, clusters or methods gets its own colour)."""
+    if n <= 10:
+        return [f"C{i}" for i in range(n)]
+    cmap = plt.get_cmap("tab20") if n <= 20 else plt.get_cmap("hsv")
+    return [cmap(i / (20 if n <= 20 else n)) for i in range(n)]
+
+
 def method_colors(methods: Sequence[str]) -> dict[str, str]:
     """One colour per method, the same in every figure."""
-    return {m: f"C{i % 10}" for i, m in enumerate(methods)}
+    return dict(zip(methods, palette(len(methods)), strict=True))
 
 
 def bar_chart(by_method: dict[str, Stat], colors: dict[str, str], title: str, path: Path) -> Path:
@@ -79,9 +88,10 @@ def tsne(embeddings: np.ndarray, tasks: Sequence[str], routed: np.ndarray, title
     routed = np.asarray(routed)[keep]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
     for ax, labels, name in ((axes[0], tasks, "true task"), (axes[1], routed, "routed adapter")):
-        for i, value in enumerate(sorted(set(labels.tolist()))):
+        values = sorted(set(labels.tolist()))
+        for value, color in zip(values, palette(len(values)), strict=True):
             sel = labels == value
-            ax.scatter(points[sel, 0], points[sel, 1], s=10, color=f"C{i}", label=str(value))
+            ax.scatter(points[sel, 0], points[sel, 1], s=10, color=color, label=str(value))
         ax.set_title(f"coloured by {name}")
         ax.set_xticks([])
         ax.set_yticks([])
@@ -96,10 +106,10 @@ def silhouette(curves: dict[str, dict[str, dict[int, list[float]]]], path: Path)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, level, what in ((axes[0], "local", "clients' local clustering (over clients and seeds)"),
                             (axes[1], "global", "server's global clustering (over seeds)")):
-        for i, (scenario, by_level) in enumerate(curves.items()):
+        for (scenario, by_level), color in zip(curves.items(), palette(len(curves)), strict=True):
             if by_level[level]:
                 ks, means, stds = _ordered_mean_std(by_level[level])
-                ax.errorbar(ks, means, yerr=stds, marker="o", capsize=3, color=f"C{i}", label=scenario)
+                ax.errorbar(ks, means, yerr=stds, marker="o", capsize=3, color=color, label=scenario)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("k")
         ax.set_ylabel("silhouette score")

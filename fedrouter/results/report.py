@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from fedrouter.algorithms.base import algorithms, default_algorithm, get_algorithm
 from fedrouter.config import ConfigError, RunConfig
 from fedrouter.results.provenance import differences
@@ -122,7 +124,8 @@ def gains(stats: dict[tuple[str, str], Stat], reference: str) -> dict[tuple[str,
 
 def task_names(runs: list[Run]) -> list[str]:
     """The tasks scored in these runs, in the order the runs report them (the data's order)."""
-    return list(dict.fromkeys(k.split("/", 1)[1] for r in runs for k in r.results["final"] if k.startswith("rouge1/")))
+    names = dict.fromkeys(k.split("/", 1)[1] for r in runs for k in r.results["final"] if k.startswith("rouge1/"))
+    return [t for t in names if t not in ("seen", "unseen")]  # those two are aggregates, shown apart
 
 
 # --- tables -----------------------------------------------------------------------------------------
@@ -237,10 +240,40 @@ def markdown_report(runs: list[Run], output_dir: Path, reference: str | None = N
                 _md_table(["method", *tasks], [[ZERO_SHOT] + [str(zero[t][s]) if s in zero[t] else DASH for t in tasks]]
                   + [[m] + [str(per_task[t][(s, m)]) if (s, m) in per_task[t] else DASH
                             for t in tasks] for m in ordered({r.method for r in in_s}, method_order())])]
+    out += seen_unseen_section(runs, scenarios, reference)
     missing = incomplete_runs(output_dir)
     if missing:
         out += ["", f"Run folders without results (running, interrupted or failed; not counted): {', '.join(missing)}"]
     return "\n".join(out) + "\n"
+
+
+def seen_unseen_section(runs: list[Run], scenarios: list[str], reference: str) -> list[str]:
+    """Scenarios with tasks no client trained on: each method's ROUGE-1 on seen-task and on
+    unseen-task test samples (each the mean over clients of the client's mean, as the main score)."""
+    with_unseen = [s for s in scenarios if any("rouge1/unseen" in r.results["final"] for r in runs if r.scenario == s)]
+    if not with_unseen:
+        return []
+    seen, unseen = cell_stats(runs, "rouge1/seen"), cell_stats(runs, "rouge1/unseen")
+    methods = ordered({r.method for r in runs if r.scenario in with_unseen}, method_order())
+    left_out = {s: read_config(next(r for r in runs if r.scenario == s)).to_dict().get("unseen_tasks", "")
+                for s in with_unseen}
+
+    def cell(s: str, m: str) -> str:
+        if (s, m) not in unseen:
+            return DASH
+        return f"{seen[(s, m)].mean:.4f} / {unseen[(s, m)].mean:.4f} ± {unseen[(s, m)].std or 0:.4f} (n={unseen[(s, m)].n})"
+
+    rows = [[m] + [cell(s, m) for s in with_unseen] for m in methods]
+    means = []
+    for m in methods:  # the unseen score averaged over the scenarios (left-out tasks) the method ran in
+        vals = [unseen[(s, m)].mean for s in with_unseen if (s, m) in unseen]
+        means.append([m, f"{np.mean(vals):.4f}" if vals else DASH, str(len(vals))])
+    return ["", "## Seen and unseen tasks (ROUGE-1)", "",
+            "Tasks no client trained on are scored apart. Cell: seen-task mean / unseen-task mean ± std over "
+            f"seeds (n seeds). Unseen tasks per scenario: {', '.join(f'{s}: {left_out[s]}' for s in with_unseen)}.",
+            "", _md_table(["method", *with_unseen], rows), "",
+            "Unseen-task ROUGE-1 averaged over those scenarios:", "",
+            _md_table(["method", "mean unseen ROUGE-1", "scenarios"], means)]
 
 
 def _csv(header: list[str], rows: list[list[Any]]) -> str:
@@ -256,7 +289,8 @@ def results_csv(runs: list[Run], reference: str | None = None) -> str:
     rows = []
     scenarios = ordered({r.scenario for r in runs}, SCENARIOS)
     methods = ordered({r.method for r in runs}, method_order())
-    for key in ROUGE_KEYS:
+    extra = [k for k in ("rouge1/seen", "rouge1/unseen") if any(k in r.results["final"] for r in runs)]
+    for key in (*ROUGE_KEYS, *extra):
         stats = cell_stats(runs, key)
         g = gains(stats, reference)
         for s in scenarios:

@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="TOML preset (flat keys, or a [tool.flwr.app.config] table)")
     parser.add_argument("--list-settings", action="store_true", help="print every setting and exit")
     parser.add_argument("--print", metavar="KEY", help="print one resolved setting (e.g. sim_alias) and exit")
+    parser.add_argument("--print-tasks", action="store_true", help="print the data's tasks (space separated) and exit")
     parser.add_argument("overrides", nargs="*", help="key=value settings (override the preset)")
     args = parser.parse_args(argv)
     if args.list_settings:
@@ -116,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         cfg = build_config(args.config, args.overrides)
+        if args.print_tasks:
+            from fedrouter.data.sources import load_pool
+            from fedrouter.data.splits import pool_tasks
+
+            print(" ".join(pool_tasks(load_pool(cfg.dataset_name, cfg.dataset_sample, cfg.seed))))
+            return 0
         if args.print:
             values = cfg.to_dict()
             if args.print not in values:

@@ -69,9 +69,12 @@ def rouge(predictions: Sequence[str], references: Sequence[str]) -> dict[str, np
     return {k: np.array([s[k].fmeasure for s in scores], dtype=np.float64) for k in ROUGE_KEYS}
 
 
-def summarize_client(scores: dict[str, np.ndarray], tasks: Sequence[str]) -> dict[str, float]:
+def summarize_client(scores: dict[str, np.ndarray], tasks: Sequence[str], unseen: Sequence[str] = ()
+                     ) -> dict[str, float]:
     """One client's metrics: the mean over its samples (= the mean of its routed groups weighted
-    by their sizes), and the same per task, with counts so the server can combine them."""
+    by their sizes), and the same per task, with counts so the server can combine them. With tasks
+    no client trained on (`unseen`), also the mean over this client's seen-task and unseen-task
+    samples (keys `<rouge>/seen`, `<rouge>/unseen`; absent when it has no such sample)."""
     out: dict[str, float] = {"n": float(len(tasks))}
     for k in ROUGE_KEYS:
         out[k] = float(scores[k].mean()) if len(tasks) else 0.0
@@ -81,6 +84,13 @@ def summarize_client(scores: dict[str, np.ndarray], tasks: Sequence[str]) -> dic
         out[f"n/{t}"] = float(sel.sum())
         for k in ROUGE_KEYS:
             out[f"{k}/{t}"] = float(scores[k][sel].mean())
+    if unseen:
+        is_unseen = np.isin(task_arr, list(unseen))
+        for part, sel in (("seen", ~is_unseen), ("unseen", is_unseen)):
+            if sel.any():
+                out[f"n/{part}"] = float(sel.sum())
+                for k in ROUGE_KEYS:
+                    out[f"{k}/{part}"] = float(scores[k][sel].mean())
     return out
 
 

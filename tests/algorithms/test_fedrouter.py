@@ -182,3 +182,25 @@ def test_one_local_cluster_per_round_in_turn_and_only_that_one_is_aggregated():
     assert_state_equal(from_record(msgs[0]["adapter_0"]), lora(6.0))
     assert_state_equal(from_record(msgs[1]["adapter_0"]), lora(3.0))
     assert all(list(m.array_records) == ["adapter_0"] for m in msgs.values())
+
+
+def test_unseen_task_samples_are_tabled_not_counted_as_routing_errors():
+    # Prepare: two global clusters trained on qqp (clients 0, 1) and gigaword (clients 2, 3); samsum
+    # has test samples but no client trained on it
+    cfg = RunConfig.from_mapping(dict(fed_alg="fedrouter", num_clients=4, n_clusters="1", global_n_clusters="2"))
+    srv = FedRouterServer(cfg)
+    srv.aggregate_setup({0: _setup_reply([[0, 0]], [[5, 0, 0, 0]]), 1: _setup_reply([[0.2, 0]], [[5, 0, 0, 0]]),
+                         2: _setup_reply([[9, 9]], [[0, 5, 0, 0]]), 3: _setup_reply([[9, 9.2]], [[0, 5, 0, 0]])})
+    g_qqp, g_giga = srv.mapping[0][0], srv.mapping[2][0]
+
+    def eval_reply(routes: dict[str, float]):
+        return reply({"n": 4.0, "rouge1": 0.5, "rouge2": 0.1, "rougeL": 0.4, **routes})
+
+    # Execute: qqp 3 right + 1 wrong, gigaword 2 right; samsum 2 to the qqp cluster, 1 to gigaword's
+    out = srv.aggregate_evaluate(5, {
+        0: eval_reply({f"route/{g_qqp}/qqp": 3.0, f"route/{g_giga}/qqp": 1.0, f"route/{g_qqp}/samsum": 2.0}),
+        1: eval_reply({f"route/{g_giga}/gigaword": 2.0, f"route/{g_giga}/samsum": 1.0}),
+    })
+    # Assert: accuracy over seen-task samples only (5 of 6); where the unseen task went, per cluster
+    assert out["routing_accuracy"] == pytest.approx(5 / 6)
+    assert srv.diagnostics()["unseen_routing"]["5"] == {"samsum": {str(g_qqp): 2.0, str(g_giga): 1.0}}

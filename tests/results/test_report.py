@@ -275,3 +275,19 @@ def test_zero_shot_row_counts_each_seed_once(matrix):
     row = next(line for line in markdown_report(load_runs(matrix), matrix).splitlines()
                if line.startswith("| base model, zero-shot (round 0) |"))
     assert row == "| base model, zero-shot (round 0) | 0.0100 ± – (n=1) | 0.0150 ± 0.0071 (n=2) |"  # interference first
+
+
+def test_seen_and_unseen_columns_per_method(tmp_path):
+    # Prepare: a leave-one-task-out scenario, two methods, two seeds
+    for seed in (0, 1):
+        make_run(tmp_path, "generalization", "fedrouter", seed, 0.5, {"seen": 0.6, "unseen": 0.2 + 0.1 * seed})
+        make_run(tmp_path, "generalization", "fedit", seed, 0.4, {"seen": 0.45, "unseen": 0.25})
+    runs = load_runs(tmp_path)
+    # Execute
+    md = markdown_report(runs, tmp_path)
+    rows = read_csv(results_csv(runs))
+    # Assert: seen / unseen means with the unseen spread over seeds, and the CSV rows
+    assert "## Seen and unseen tasks (ROUGE-1)" in md
+    assert "| fedrouter | 0.6000 / 0.2500 ± 0.0707 (n=2) |" in md
+    assert "| fedit | 0.4500 / 0.2500 ± 0.0000 (n=2) |" in md
+    assert {(r["method"], r["metric"]) for r in rows} >= {("fedrouter", "rouge1/unseen"), ("fedit", "rouge1/seen")}

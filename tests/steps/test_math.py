@@ -7,7 +7,7 @@ import pytest
 
 from fedrouter.config import RunConfig
 from fedrouter.steps.aggregate import non_finite_keys, select, weighted_average
-from fedrouter.steps.evaluate import combine_clients, rouge, summarize_client
+from fedrouter.steps.evaluate import ROUGE_KEYS, combine_clients, rouge, summarize_client
 
 
 def test_fedavg_matches_hand_computed_weighted_mean():
@@ -56,3 +56,19 @@ def test_cosine_lr_over_rounds():
     assert cfg.lr_at(1) == pytest.approx(5e-4)
     assert cfg.lr_at(5) == pytest.approx(1e-5)
     assert cfg.lr_at(3) == pytest.approx((5e-4 + 1e-5) / 2)
+
+
+def test_seen_and_unseen_scores_are_per_client_means_then_means_over_clients():
+    # Prepare: client A has 2 seen (qqp) and 2 unseen (samsum) samples, client B only seen ones
+    a = {k: np.array([1.0, 0.5, 0.2, 0.0]) for k in ROUGE_KEYS}
+    b = {k: np.array([0.6, 0.4]) for k in ROUGE_KEYS}
+    # Execute
+    ma = summarize_client(a, ["qqp", "qqp", "samsum", "samsum"], unseen=("samsum",))
+    mb = summarize_client(b, ["gigaword", "gigaword"], unseen=("samsum",))
+    both = combine_clients([ma, mb])
+    # Assert: per client, then the mean over the clients that have such samples
+    assert (ma["rouge1/seen"], ma["rouge1/unseen"], ma["n/unseen"]) == (0.75, 0.1, 2.0)
+    assert "rouge1/unseen" not in mb and mb["rouge1/seen"] == 0.5
+    assert both["rouge1/seen"] == (0.75 + 0.5) / 2 and both["rouge1/unseen"] == 0.1
+    # without unseen tasks nothing is added
+    assert "rouge1/seen" not in summarize_client(b, ["gigaword", "gigaword"])
