@@ -57,13 +57,23 @@ class RunConfig:
     """Every setting of a run. Keys match the launcher variables and `[tool.flwr.app.config]`."""
 
     # --- data -----------------------------------------------------------------------------------
-    dataset_name: str = _f("builtin", "builtin | multitask | path to a JSONL/CSV/parquet file or folder")
+    dataset_name: str = _f("builtin", "builtin | multitask | path to a JSONL/CSV/parquet file or folder | Hugging Face dataset id (docs/data.md)")
     dataset_sample: int = _f(400, "records per task taken from the source before the split (0 = all)")
-    split_strategy: str = _f("single", "single | dual | all (aliases: multitask_clusters, ...)")
+    split_strategy: str = _f("single", "single | dual | multi (tasks_per_client each) | all | dirichlet (aliases: multitask_clusters, ...)")
     test_distribution: str = _f("same", "same (each client tested on its own tasks) | all (on every task: the generalization scenario)")
     train_split: float = _f(0.8, "share of each task's pool used for training (ignored with a split column)")
     max_data_per_client: int = _f(0, "cap on training records per client (0 = no cap)")
     max_eval_size: int = _f(40, "cap on test records per client (0 = no cap)")
+    dataset_config: str = _f("", "hub dataset_name only: the dataset's config (subset); empty = its default")
+    dataset_split: str = _f("train", "hub dataset_name only: the split loaded (e.g. train, or train+validation)")
+    instruction_column: str = _f("instruction", "local or hub data: column holding the instruction (the prompt)")
+    response_column: str = _f("response", "local or hub data: column holding the response (the target)")
+    task_column: str = _f("task", "local or hub data: column holding the task name (required)")
+    input_column: str = _f("", "local or hub data: optional input/context column; when set and not blank for a record, the instruction becomes instruction + \"\\n\\n\" + input (empty inputs leave it unchanged); empty = none")
+    tasks_per_client: int = _f(2, "split_strategy=multi: consecutive tasks each client holds (1 to the number of training tasks)")
+    dirichlet_alpha: float = _f(0.5, "split_strategy=dirichlet: concentration of each client's task proportions (> 0; small = one task per client, large = every task)")
+    dirichlet_min_records: int = _f(10, "split_strategy=dirichlet: training records every client must get (>= 1; the proportions are redrawn until it does)")
+    unseen_tasks: str = _f("", "tasks no client trains on, tested only under test_distribution=all: comma-separated task names, auto (tasks with test records but no training records) or empty (none)")
     num_clients: int = _f(8, "number of clients (virtual SuperNodes)")
     sample_clients: int = _f(8, "clients sampled for training each round")
     # --- model ----------------------------------------------------------------------------------
@@ -229,12 +239,13 @@ def parse_k_range(text: str) -> tuple[int, int]:
     return lo, hi
 
 
-def k_range_problems(text: str, name: str = "k_range") -> list[str]:
+def k_range_problems(text: str, name: str = "k_range", min_k: int = 2, why: str = "") -> list[str]:
+    """Problems with a 'min,max' range of k whose min may not be below `min_k` (`why`: the reason, appended)."""
     try:
         lo, hi = parse_k_range(text)
     except ValueError:
         return [f"{name}={text!r} must be 'min,max', e.g. '2,8'"]
-    return [] if 2 <= lo <= hi else [f"{name}={text!r} must be 'min,max' with 2 <= min <= max"]
+    return [] if min_k <= lo <= hi else [f"{name}={text!r} must be 'min,max' with {min_k} <= min <= max{why}"]
 
 
 def _coerce(raw: Any, kind: type) -> Any:

@@ -25,6 +25,12 @@ def problems(cfg: RunConfig, sources: bool = True) -> list[str]:
           f"{', '.join(SPLITS + tuple(SPLIT_ALIASES))}")
     check(cfg.test_distribution in TEST_DISTRIBUTIONS,
           f"test_distribution={cfg.test_distribution!r} is not known; allowed: {', '.join(TEST_DISTRIBUTIONS)}")
+    check(cfg.tasks_per_client >= 1,
+          f"tasks_per_client={cfg.tasks_per_client} must be >= 1 (allowed: 1 to the number of training tasks)")
+    check(0 < cfg.dirichlet_alpha < float("inf"),
+          f"dirichlet_alpha={cfg.dirichlet_alpha} must be a finite number > 0 (small: one task per client, "
+          "large: every task)")
+    check(cfg.dirichlet_min_records >= 1, f"dirichlet_min_records={cfg.dirichlet_min_records} must be >= 1")
     check(cfg.dtype in DTYPES, f"dtype={cfg.dtype!r} is not known; allowed: {', '.join(DTYPES)}")
 
     check(cfg.num_clients >= 1, f"num_clients={cfg.num_clients} must be >= 1")
@@ -74,17 +80,31 @@ def source_problems(cfg: RunConfig, partition: bool = True) -> list[str]:
     loaded and split into the clients' shards too (cached per process, so that work is not lost):
     missing columns, a task too small for the split, or n_clusters above every client's data size
     are reported here instead of failing inside a client mid-run."""
+    from fedrouter.data.sources import HUB_MIRROR_ENV, hub_dataset_problem, is_hub_id
     from fedrouter.models.loader import bitsandbytes_problem, model_available_offline
     from fedrouter.models.tiny import is_builtin
 
     out = []
     name = cfg.dataset_name
-    if name not in ("builtin", "multitask") and not Path(name).expanduser().exists():
-        out.append(f"dataset_name={name!r}: no such file or folder; allowed: builtin, multitask, or a path to "
-                   "JSONL/CSV/parquet data with instruction/response/task columns")
+    if is_hub_id(name):  # not a path: a Hugging Face hub dataset id, checked against the cache when offline
+        problem = hub_dataset_problem(name, cfg.dataset_config)
+        if problem:
+            out.append(problem)
+    elif name not in ("builtin", "multitask") and not Path(name).expanduser().exists():
+        out.append(f"dataset_name={name!r}: no such file or folder; allowed: builtin, multitask, a path to "
+                   "JSONL/CSV/parquet data (columns named by instruction_column/response_column/task_column), "
+                   "or a Hugging Face hub dataset id (name or org/name)")
+    if name not in ("builtin", "multitask"):
+        for key in ("instruction_column", "response_column", "task_column", "dataset_split"):
+            if not str(getattr(cfg, key, "x")).strip():
+                out.append(f"{key} is empty: it must name a column of the data" if key != "dataset_split"
+                           else "dataset_split is empty: name the split to load, e.g. train")
     if name == "multitask" and os.environ.get("FEDROUTER_MULTITASK_DIR"):
         if not Path(os.environ["FEDROUTER_MULTITASK_DIR"]).exists():
             out.append(f"FEDROUTER_MULTITASK_DIR={os.environ['FEDROUTER_MULTITASK_DIR']!r} does not exist")
+    elif name == "multitask" and os.environ.get(HUB_MIRROR_ENV):
+        if not Path(os.environ[HUB_MIRROR_ENV]).is_dir():
+            out.append(f"{HUB_MIRROR_ENV}={os.environ[HUB_MIRROR_ENV]!r} is not a folder")
     if not is_builtin(cfg.model_name_or_path):
         problem = model_available_offline(cfg.model_name_or_path)
         if problem:

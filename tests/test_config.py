@@ -84,7 +84,7 @@ def test_each_algorithm_owns_its_settings():
         ({"fed_alg": "feddpa", "mix_weight": 1.5}, "mix_weight=1.5 must be in [0, 1]"),
         ({"fed_alg": "fedprox", "mu": -1}, "mu=-1.0 must be >= 0"),
         ({"sample_clients": 9}, "sample_clients=9 must be between 1 and num_clients=8"),
-        ({"num_clients": 6, "sample_clients": 6}, "num_clients=6 is not a positive multiple of 4, which the 'single' split"),
+        ({"split_strategy": "multi", "tasks_per_client": 5}, "tasks_per_client=5 needs at least 5 training tasks"),
         ({"eval_round": "5,30"}, "eval_round='5,30' has rounds [30] outside 0..num_rounds=20"),
         ({"lora_r": 0}, "lora_r=0 must be > 0"),
         ({"train_split": 1.0}, "train_split=1.0 must be in (0, 1)"),

@@ -16,7 +16,7 @@ extra=${extra:-}                             # further key=value settings, space
 # --- data --------------------------------------------------------------------------------------
 dataset_name=${dataset_name:-}               # builtin | multitask | path to local data [builtin]
 dataset_sample=${dataset_sample:-}           # records per task before the train/test split, 0 = all [400]
-split_strategy=${split_strategy:-}           # single | dual | all [single]
+split_strategy=${split_strategy:-}           # single | dual | multi | all | dirichlet [single]
 test_distribution=${test_distribution:-}     # same (own tasks) | all (every task: generalization) [same]
 train_split=${train_split:-}                 # [0.8]
 num_clients=${num_clients:-}                 # clients (virtual SuperNodes) [8]

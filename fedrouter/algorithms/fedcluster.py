@@ -17,7 +17,7 @@ Choices:
   the adapter everyone received at `sim_round`, so its update is comparable, and joins the group
   whose members' updates are most similar on average. That round its adapter is not averaged into
   the group (it started from a different adapter than the group's members).
-- `n_groups=auto` picks the group count in `k_range` with the best silhouette of the Ward labels.
+- `n_groups=auto` picks the group count in `group_k_range` with the best silhouette of the Ward labels.
 """
 
 from __future__ import annotations
@@ -50,11 +50,11 @@ UPDATE_SCOPES = ("last", "all")
 class FedClusterSettings(AlgorithmSettings):
     sim_round: int = setting(3, "round at which clients are grouped (plain FedAvg until then)")
     n_groups: str = setting("4", "client groups (Ward clustering of the clients' B-update similarities); int or auto")
-    k_range: str = setting("2,8", "min,max groups tried by auto")
+    group_k_range: str = setting("2,8", "min,max groups tried by n_groups=auto")
     update_scope: str = setting("last", "last (the reference's: the last LoRA module) | all: which modules' B updates are compared")
 
     def check(self, run: RunConfig) -> list[str]:
-        out = k_range_problems(self.k_range)
+        out = k_range_problems(self.group_k_range, name="group_k_range")
         if not 1 <= self.sim_round <= run.num_rounds:
             out.append(f"sim_round={self.sim_round} must be in 1..num_rounds={run.num_rounds}")
         if self.update_scope not in UPDATE_SCOPES:
@@ -153,7 +153,7 @@ class FedClusterServer(FedITServer):
         self.ref_updates = {c: b_update(from_record(replies[c]["adapter"]), self.sim_start, scope) for c in cids}
         sim = cosine_matrix(np.stack([self.ref_updates[c] for c in cids]))
         n = self.opts.n_groups
-        k = choose_groups(sim, *parse_k_range(self.opts.k_range)) if n == "auto" else int(n)
+        k = choose_groups(sim, *parse_k_range(self.opts.group_k_range)) if n == "auto" else int(n)
         if k > len(cids):
             log.warning("n_groups=%d but only %d clients at sim_round; using %d groups", k, len(cids), len(cids))
         labels = ward_groups(sim, k)

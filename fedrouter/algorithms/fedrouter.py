@@ -48,7 +48,8 @@ EMBEDDINGS = ("base", "sentence")
 class FedRouterSettings(AlgorithmSettings):
     n_clusters: str = setting("1", "local clusters per client (k-means on its instruction embeddings); int or auto")
     global_n_clusters: str = setting("4", "global clusters of all local centroids, one adapter each; int or auto")
-    k_range: str = setting("2,8", "min,max k tried by auto (silhouette), and the range of the silhouette diagnostics")
+    k_range: str = setting("1,8", "min,max k tried by auto (min 1: a single-task client can get one cluster); silhouette (rule and diagnostics) starts at 2")
+    k_rule: str = setting("gap", "auto's rule: gap (gap statistic with a Gaussian reference, can answer 1; docs/auto_k.md) | silhouette (the paper's; k >= 2)")
     train_all_clusters: bool = setting(False, "train every local cluster each round (default: cluster round mod k, as the paper)")
     router: str = setting("local", "local (nearest centroid among the global clusters of the client's own clusters) | global (among all)")
     embedding: str = setting("base", "base (mean last hidden state of the base model) | sentence (sentence-transformers)")
@@ -56,7 +57,13 @@ class FedRouterSettings(AlgorithmSettings):
     diagnostics: bool = setting(True, "analysis outputs: clients send per-cluster counts of the true task labels (aggregates, never per-sample labels) for purity, ARI and routing accuracy, and silhouette curves over k_range are computed even with a fixed k; false in a real federation")
 
     def k_bounds(self) -> tuple[int, int]:
-        return parse_k_range(self.k_range)
+        """The k auto tries with its rule (silhouette cannot score one cluster: it starts at 2)."""
+        lo, hi = parse_k_range(self.k_range)
+        return (max(2, lo), hi) if self.k_rule == "silhouette" else (lo, hi)
+
+    def silhouette_bounds(self) -> tuple[int, int]:
+        lo, hi = parse_k_range(self.k_range)
+        return max(2, lo), hi
 
     def check(self, run: RunConfig) -> list[str]:
         out = []
@@ -64,7 +71,11 @@ class FedRouterSettings(AlgorithmSettings):
             out.append(f"router={self.router!r} is not known; allowed: {', '.join(ROUTERS)}")
         if self.embedding not in EMBEDDINGS:
             out.append(f"embedding={self.embedding!r} is not known; allowed: {', '.join(EMBEDDINGS)}")
-        out += k_range_problems(self.k_range)
+        if self.k_rule not in cluster.K_RULES:
+            out.append(f"k_rule={self.k_rule!r} is not known; allowed: {', '.join(cluster.K_RULES)}")
+        out += k_range_problems(self.k_range, min_k=1)
+        if not out and self.k_rule == "silhouette" and self.silhouette_bounds()[1] < 2:
+            out.append(f"k_range={self.k_range!r}: k_rule=silhouette needs a max >= 2 (it cannot score one cluster)")
         out += _k_problems("n_clusters", self.n_clusters) + _k_problems("global_n_clusters", self.global_n_clusters)
         if self.global_n_clusters.isdigit() and self.n_clusters.isdigit():
             points = run.num_clients * int(self.n_clusters)  # the global k-means clusters every local centroid
@@ -178,12 +189,16 @@ def local_clusters(rt: ClientRuntime) -> ClientState:
     seed = derive_seed(rt.cfg.seed, rt.client_id, 0xC1)
     # The silhouette curve is kept for every run (the paper's Figure 7), not only when choosing k.
     opts: FedRouterSettings = rt.cfg.alg
+    scores: dict[int, float] | None = None
     if opts.n_clusters == "auto":
-        k, scores = cluster.choose_k(emb, *opts.k_bounds(), seed=seed)
-        log.info("client %d: silhouette %s -> k=%d", rt.client_id, {kk: round(s, 3) for kk, s in scores.items()}, k)
-    else:  # the curve is a diagnostic then (the paper's Figure 7): computed only when asked for
+        k, rule_scores = cluster.choose_k(emb, *opts.k_bounds(), seed=seed, rule=opts.k_rule)
+        log.info("client %d: %s %s -> k=%d", rt.client_id, opts.k_rule,
+                 {kk: round(s, 3) for kk, s in rule_scores.items()}, k)
+        scores = rule_scores if opts.k_rule == "silhouette" else None
+    else:
         k = int(opts.n_clusters)
-        scores = cluster.silhouette_curve(emb, *opts.k_bounds(), seed=seed) if opts.diagnostics else {}
+    if scores is None:  # the curve is a diagnostic then (the paper's Figure 7): computed only when asked for
+        scores = cluster.silhouette_curve(emb, *opts.silhouette_bounds(), seed=seed) if opts.diagnostics else {}
     meta: dict[str, Any] = {"silhouette": {str(kk): s for kk, s in scores.items()}}
     distinct = len(np.unique(emb, axis=0))  # identical inputs embed identically: k-means needs k distinct points
     if k > distinct:
@@ -236,12 +251,16 @@ class FedRouterServer(ServerAlgorithm):
         points = np.concatenate([local[c]["centroids"] for c in cids])
         seed = derive_seed(self.cfg.seed, 0x6C)
         opts: FedRouterSettings = self.cfg.alg
+        scores: dict[int, float] | None = None
         if opts.global_n_clusters == "auto":
-            k, scores = cluster.choose_k(points, *opts.k_bounds(), seed=seed)
-            log.info("global silhouette %s -> K=%d", {kk: round(s, 3) for kk, s in scores.items()}, k)
-        else:  # with K fixed the curve is a diagnostic (Figure 8): at 1,000 clients it costs 7 k-means fits
+            k, rule_scores = cluster.choose_k(points, *opts.k_bounds(), seed=seed, rule=opts.k_rule)
+            log.info("global %s %s -> K=%d", opts.k_rule, {kk: round(s, 3) for kk, s in rule_scores.items()}, k)
+            scores = rule_scores if opts.k_rule == "silhouette" else None
+            self.diag["global_k_rule"] = {"rule": opts.k_rule, "scores": {str(kk): s for kk, s in rule_scores.items()}}
+        else:
             k = min(int(opts.global_n_clusters), len(points))
-            scores = cluster.silhouette_curve(points, *opts.k_bounds(), seed=seed) if opts.diagnostics else {}
+        if scores is None:  # a diagnostic (Figure 8): at 1,000 clients it costs 7 k-means fits
+            scores = cluster.silhouette_curve(points, *opts.silhouette_bounds(), seed=seed) if opts.diagnostics else {}
         self.centroids, _ = cluster.kmeans(points, k, seed)
         for cid in cids:
             self.mapping[cid] = [int(x) for x in cluster.nearest(local[cid]["centroids"], self.centroids)]

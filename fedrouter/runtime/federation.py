@@ -85,7 +85,9 @@ class Federation:
                 failed[cid] = "no reply"
         for cid, reason in sorted(failed.items()):
             log.warning("round %d: client %d %s failed and is left out: %s", rnd, cid, kind, reason[:300])
-        return good, failed
+        # Replies in client order, not arrival order: float sums over clients (FedAvg, the mean
+        # score) then do not depend on which worker answered first.
+        return dict(sorted(good.items())), failed
 
 
 def screen(content: RecordDict) -> str | None:

@@ -83,6 +83,8 @@ def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
     fed = Federation(grid, cfg.to_dict(), cfg.num_clients)
     log.info("run %s: fed_alg=%s, %d clients (%d per round), rounds %d..%d, eval at %s",
              folder.path, cfg.fed_alg, cfg.num_clients, cfg.sample_clients, start, cfg.num_rounds, list(cfg.eval_rounds))
+    if cfg.unseen_tasks:  # the clients resolve the names against their data; the server only reports them
+        log.info("unseen tasks (no client trains on them; scored under test_distribution=all): %s", cfg.unseen_tasks)
     everyone = list(range(cfg.num_clients))
     setup = algo.configure_setup(everyone) if start == 1 else None
     timing: dict[str, Any] = {}  # seconds: server phases, and each client's message time and phases

@@ -68,6 +68,26 @@ def backend_config(cfg: RunConfig) -> dict[str, Any]:
             "init_args": init_args}
 
 
+def write_data_record(cfg: RunConfig, path: Path) -> None:
+    """The run's data as the split made it, beside its config: the data's tasks, each client's
+    records per task (train and test), and for the hub benchmark the source and revision of each
+    task. Skipped with a warning when the data cannot be loaded here (the clients then say why)."""
+    from fedrouter.data.federated import client_task_counts
+    from fedrouter.data.sources import SourceOptions, load_pool, multitask_sources
+    from fedrouter.data.splits import pool_tasks
+
+    try:
+        pool = load_pool(cfg.dataset_name, cfg.dataset_sample, cfg.seed, SourceOptions.from_config(cfg))
+        record: dict[str, Any] = {"dataset_name": cfg.dataset_name, "tasks": list(pool_tasks(pool)),
+                                  "clients": client_task_counts(cfg)}
+    except ValueError as exc:
+        log.warning("data not loadable on this machine (%s); %s not written", exc, path.name)
+        return
+    if cfg.dataset_name == "multitask":
+        record["sources"] = multitask_sources()
+    atomic_write_json(path, record)
+
+
 def simulate(cfg: RunConfig) -> dict[str, Any]:
     """Validate, then run the federation; returns the run's results.json content."""
     from fedrouter.validation import validate
@@ -88,6 +108,7 @@ def simulate(cfg: RunConfig) -> dict[str, Any]:
         return done
     # Build the built-in model once here, before clients start and race for it.
     resolve_model_path(cfg.model_name_or_path)
+    write_data_record(cfg, folder.path / "data.json")
     launch = folder.path / ".launch_config.json"
     atomic_write_json(launch, cfg.to_dict())
     os.environ[CONFIG_ENV] = str(launch)
@@ -118,10 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = build_config(args.config, args.overrides)
         if args.print_tasks:
-            from fedrouter.data.sources import load_pool
+            from fedrouter.data.sources import SourceOptions, load_pool
             from fedrouter.data.splits import pool_tasks
 
-            print(" ".join(pool_tasks(load_pool(cfg.dataset_name, cfg.dataset_sample, cfg.seed))))
+            pool = load_pool(cfg.dataset_name, cfg.dataset_sample, cfg.seed, SourceOptions.from_config(cfg))
+            print(" ".join(pool_tasks(pool)))
             return 0
         if args.print:
             values = cfg.to_dict()

@@ -109,7 +109,7 @@ def test_markdown_table_cells_gains_and_missing(matrix):
     assert "| scenario | split | tested on | clients |" in md
     # each method's own settings are listed, not compared across methods
     assert "| generalization | fedit | fedit: – |" in md
-    assert "| generalization | fedrouter | fedrouter: n_clusters=1, global_n_clusters=4, k_range=2,8, " in md
+    assert "| generalization | fedrouter | fedrouter: n_clusters=1, global_n_clusters=4, k_range=1,8, " in md
     assert "| generalization | single | all | 8 |" in md
     assert "interference/fedsa_seed0" in md  # unfinished runs are named
     assert "Settings differ" not in md
