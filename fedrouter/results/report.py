@@ -261,7 +261,8 @@ def seen_unseen_section(runs: list[Run], scenarios: list[str], reference: str) -
     def cell(s: str, m: str) -> str:
         if (s, m) not in unseen:
             return DASH
-        return f"{seen[(s, m)].mean:.4f} / {unseen[(s, m)].mean:.4f} ± {unseen[(s, m)].std or 0:.4f} (n={unseen[(s, m)].n})"
+        spread = DASH if unseen[(s, m)].std is None else f"{unseen[(s, m)].std:.4f}"  # a single seed has none
+        return f"{seen[(s, m)].mean:.4f} / {unseen[(s, m)].mean:.4f} ± {spread} (n={unseen[(s, m)].n})"
 
     rows = [[m] + [cell(s, m) for s in with_unseen] for m in methods]
     means = []
