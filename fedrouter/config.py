@@ -135,7 +135,7 @@ class RunConfig:
         `flwr run` passes every key of pyproject's config) are ignored; `strict=False` ignores them
         whatever their value (reading run folders written before each algorithm owned its settings)."""
         values = {k.replace("-", "_"): v for k, v in values.items()}
-        common = {f.name: f for f in dataclasses.fields(cls) if f.name != "alg"}
+        common = {f.name: f for f in common_fields()}
         fed_alg = str(values.get("fed_alg") or "")
         if not fed_alg:
             from fedrouter.algorithms.base import default_algorithm
@@ -186,7 +186,7 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Flat: the common settings and the algorithm's own (what config.json records)."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "alg"}
+        out = {f.name: getattr(self, f.name) for f in common_fields()}
         out.update(dataclasses.asdict(self.alg))
         return out
 
@@ -297,22 +297,23 @@ def flat_defaults() -> dict[str, Any]:
     own (the single definition that pyproject's [tool.flwr.app.config] and the docs are tested equal to)."""
     from fedrouter.algorithms.base import algorithms
 
-    out = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.name != "alg"}
+    out = {f.name: f.default for f in common_fields()}
     out["evaluation_mode"] = ""
     for alg in algorithms():
         out.update(alg.settings.defaults())
     return out
 
 
-def _common_names() -> list[str]:
-    return [f.name for f in dataclasses.fields(RunConfig) if f.name != "alg"]
+def common_fields() -> list[dataclasses.Field]:
+    """RunConfig's own settings: every field but `alg`, the algorithm's settings object."""
+    return [f for f in dataclasses.fields(RunConfig) if f.name != "alg"]
 
 
-def _table(fields, defaults: dict[str, Any]) -> list[str]:
+def _table(fields) -> list[str]:
     rows = ["| setting | default | meaning |", "| --- | --- | --- |"]
     for f in fields:
         meaning = f.metadata["help"].replace("|", "\\|")  # a bare | would split the cell
-        rows.append(f"| `{f.name}` | `{defaults[f.name]}` | {meaning} |")
+        rows.append(f"| `{f.name}` | `{f.default}` | {meaning} |")
     return rows
 
 
@@ -321,8 +322,7 @@ def help_table() -> str:
     algorithm's own (used by docs/configuration.md and --list-settings)."""
     from fedrouter.algorithms.base import algorithms
 
-    fields = [f for f in dataclasses.fields(RunConfig) if f.name != "alg"]
-    rows = _table(fields, {f.name: f.default for f in fields})
+    rows = _table(common_fields())
     rows.append("| `evaluation_mode` | `` | alias of the reference launcher: local = (router local, test same), "
                 "global = (global, all), data_local_eval_global = (global, same), data_global_eval_local = "
                 "(local, all); resolved once when settings are read |")
@@ -331,5 +331,5 @@ def help_table() -> str:
         rows += ["", f"`fed_alg={alg.name}`" + (f" (alias {', '.join(alg.aliases)})" if alg.aliases else "")
                  + f": {alg.summary}" + ("" if fields else "; no settings of its own")]
         if fields:
-            rows += ["", *_table(fields, alg.settings.defaults())]
+            rows += ["", *_table(fields)]
     return "\n".join(rows)

@@ -175,11 +175,6 @@ def scenario_settings(runs: list[Run], scenario: str, reference: str) -> tuple[R
     return base_cfg, problems, own
 
 
-def reference_method(runs: list[Run]) -> str:
-    """The registry's proposed method (the paper's), whose gain over every other method is reported."""
-    return default_algorithm()
-
-
 def provenance_note(runs: list[Run], scenario: str) -> str | None:
     """What differs in the provenance (latest session) of the scenario's runs: code, packages,
     hardware; run folders from before provenance.json count as unknown. None if nothing differs."""
@@ -195,7 +190,7 @@ def provenance_note(runs: list[Run], scenario: str) -> str | None:
 
 
 def markdown_report(runs: list[Run], output_dir: Path, reference: str | None = None) -> str:
-    reference = reference or reference_method(runs)
+    reference = reference or default_algorithm()  # the registry's proposed method
     scenarios = ordered({r.scenario for r in runs}, SCENARIOS)
     methods = ordered({r.method for r in runs}, method_order())
     out = [f"# Scenario matrix: {output_dir}", "",
@@ -286,7 +281,7 @@ def _csv(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def results_csv(runs: list[Run], reference: str | None = None) -> str:
-    reference = reference or reference_method(runs)
+    reference = reference or default_algorithm()
     rows = []
     scenarios = ordered({r.scenario for r in runs}, SCENARIOS)
     methods = ordered({r.method for r in runs}, method_order())
@@ -337,7 +332,7 @@ def write_report(output_dir: Path, out_dir: Path, reference: str | None = None) 
     runs = load_runs(output_dir)
     if not runs:
         raise FileNotFoundError(f"no completed runs <scenario>/<method>_seed<seed>/results.json in {output_dir}")
-    reference = reference or reference_method(runs)
+    reference = reference or default_algorithm()
     written = []
     for name, text in (("results.md", markdown_report(runs, output_dir, reference)),
                        ("results.csv", results_csv(runs, reference)), ("per_task.csv", per_task_csv(runs))):
