@@ -242,8 +242,13 @@ def test_tiny_matrix_runs_reports_and_resumes(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = out / "report"
     md = (report / "results.md").read_text()
-    assert "| interference | dual | same | local | 2 | 4 |" in md
-    assert "| generalization | single | all | global | 1 | 4 |" in md
+    # the scenario's common settings, then each method's own (router, local k, global K for FedRouter)
+    assert "| interference | dual | same | 4 |" in md and "| generalization | single | all | 4 |" in md
+    assert "| interference | fedrouter | fedrouter: n_clusters=2, global_n_clusters=4, " in md
+    assert "| generalization | fedrouter | fedrouter: n_clusters=1, global_n_clusters=4, " in md
+    own = {line.split(" | ")[0].strip("| "): line for line in md.splitlines() if "| fedrouter: " in line}
+    assert "router=local" in own["interference"] and "router=global" in own["generalization"]
+    assert "| interference | fedit | fedit: – |" in md
     assert "Relative gain of fedrouter (ROUGE-1)" in md
     rows = read_csv((report / "results.csv").read_text())
     assert {(r["scenario"], r["method"]) for r in rows} == {(s, m) for s in ("interference", "generalization")
