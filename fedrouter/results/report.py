@@ -3,7 +3,8 @@
 Reads the run folders `<OUTPUT_DIR>/<scenario>/<method>_seed<seed>/` that
 training_scripts/run_paper_experiments.sh writes, and writes to DIR (default OUTPUT_DIR/report):
 results.md and results.csv (final ROUGE-1/2/L per method x scenario, mean ± sample std over seeds,
-and the reference method's relative gain over each other one), per_task.csv (the same per task), and
+and the reference method's relative gain over each other one), paired.csv (the reference minus each
+baseline per seed, with a 95 % t interval over seeds; also in results.md), per_task.csv (the same per task), and
 the plots of fedrouter.results.plots plus whatever figures an algorithm's registry entry adds
 (`report_plots`). Methods are found from the run folders; the reference is the registry's proposed
 method unless --reference names another. Only completed runs (with a results.json) count; missing
@@ -33,7 +34,7 @@ from fedrouter.algorithms.base import algorithms, default_algorithm, get_algorit
 from fedrouter.config import ConfigError, RunConfig
 from fedrouter.results.provenance import differences
 from fedrouter.results.run_folder import RunFolder, config_differences
-from fedrouter.results.stats import Stat, mean_and_std
+from fedrouter.results.stats import Paired, Stat, mean_and_std, paired_interval
 from fedrouter.results.summary import aliases, collect
 from fedrouter.steps.evaluate import ROUGE_KEYS
 from fedrouter.utils.io import atomic_write_text
@@ -119,6 +120,22 @@ def gains(stats: dict[tuple[str, str], Stat], reference: str) -> dict[tuple[str,
         ref = stats.get((scenario, reference))
         if method != reference and ref is not None:
             out[(scenario, method)] = relative_gain(ref.mean, stat.mean)
+    return out
+
+
+def paired_differences(runs: list[Run], key: str, reference: str) -> dict[tuple[str, str], tuple[Paired, dict[int, float]]]:
+    """(scenario, baseline) -> (the paired difference reference - baseline over the seeds both completed,
+    {seed: difference}). A seed's two runs share the split, the data and the seed, so the difference
+    removes what the seed does to both (the paired comparison the paper's seeds allow)."""
+    final = {(r.scenario, r.method, r.seed): float(r.results["final"][key]) for r in runs if key in r.results["final"]}
+    out = {}
+    for scenario, method in sorted({(s, m) for s, m, _ in final}):
+        if method == reference:
+            continue
+        diffs = {seed: final[(scenario, reference, seed)] - value for (s, m, seed), value in sorted(final.items())
+                 if s == scenario and m == method and (scenario, reference, seed) in final}
+        if diffs:
+            out[(scenario, method)] = (paired_interval(list(diffs.values())), diffs)
     return out
 
 
@@ -225,6 +242,13 @@ def markdown_report(runs: list[Run], output_dir: Path, reference: str | None = N
                     _md_table(["baseline", *scenarios],
                               [[m] + [_gain_text(g[(s, m)]) if (s, m) in g else DASH for s in scenarios]
                                for m in baselines])]
+        paired = paired_differences(runs, key, reference)
+        if paired:
+            out += ["", f"Paired difference {reference} - baseline ({METRIC_NAMES[key]}), per seed on the same split and "
+                    "seed: mean [95 % t interval over seeds] (n seeds); * = the interval excludes 0:", "",
+                    _md_table(["baseline", *scenarios],
+                              [[m] + [str(paired[(s, m)][0]) if (s, m) in paired else DASH for s in scenarios]
+                               for m in baselines])]
     out += ["", "## Per task (ROUGE-1)"]
     for s in scenarios:
         in_s = [r for r in runs if r.scenario == s]
@@ -264,12 +288,24 @@ def seen_unseen_section(runs: list[Run], scenarios: list[str], reference: str) -
     for m in methods:  # the unseen score averaged over the scenarios (left-out tasks) the method ran in
         vals = [unseen[(s, m)].mean for s in with_unseen if (s, m) in unseen]
         means.append([m, f"{np.mean(vals):.4f}" if vals else DASH, str(len(vals))])
+    # paired over every (scenario, seed) both methods completed: the left-out tasks pooled
+    pooled = []
+    for m in methods:
+        if m == reference:
+            continue
+        diffs = [d for s in with_unseen for d in paired_differences(
+            [r for r in runs if r.scenario == s], "rouge1/unseen", reference).get((s, m), (None, {}))[1].values()]
+        if diffs:
+            pooled.append([m, str(paired_interval(diffs))])
+    paired_text = ["", f"Paired difference {reference} - baseline of the unseen-task ROUGE-1 over every (scenario, "
+                   "seed) pair both completed: mean [95 % t interval] (n pairs); * = the interval excludes 0:", "",
+                   _md_table(["baseline", f"{reference} - baseline, unseen ROUGE-1"], pooled)] if pooled else []
     return ["", "## Seen and unseen tasks (ROUGE-1)", "",
             "Tasks no client trained on are scored apart. Cell: seen-task mean / unseen-task mean ± std over "
             f"seeds (n seeds). Unseen tasks per scenario: {', '.join(f'{s}: {left_out[s]}' for s in with_unseen)}.",
             "", _md_table(["method", *with_unseen], rows), "",
             "Unseen-task ROUGE-1 averaged over those scenarios:", "",
-            _md_table(["method", "mean unseen ROUGE-1", "scenarios"], means)]
+            _md_table(["method", "mean unseen ROUGE-1", "scenarios"], means), *paired_text]
 
 
 def _csv(header: list[str], rows: list[list[Any]]) -> str:
@@ -295,6 +331,22 @@ def results_csv(runs: list[Run], reference: str | None = None) -> str:
                     st = stats[(s, m)]
                     rows.append([s, m, key, st.mean, st.std, st.n, g.get((s, m))])
     return _csv(["scenario", "method", "metric", "mean", "std", "n_seeds", f"{reference}_gain"], rows)
+
+
+def paired_csv(runs: list[Run], reference: str | None = None) -> str:
+    """One row per scenario x baseline x metric: the paired difference reference - baseline, its t
+    interval, and the per-seed differences (seed:value, space separated)."""
+    reference = reference or default_algorithm()
+    rows = []
+    extra = [k for k in ("rouge1/seen", "rouge1/unseen") if any(k in r.results["final"] for r in runs)]
+    order = {s: i for i, s in enumerate(ordered({r.scenario for r in runs}, SCENARIOS))}
+    methods = {m: i for i, m in enumerate(ordered({r.method for r in runs}, method_order()))}
+    for key in (*ROUGE_KEYS, *extra):
+        paired = paired_differences(runs, key, reference)
+        for (s, m), (p, diffs) in sorted(paired.items(), key=lambda item: (order[item[0][0]], methods[item[0][1]])):
+            rows.append([s, m, key, p.mean, p.std, p.n, p.low, p.high, " ".join(f"{k}:{v:.6f}" for k, v in diffs.items())])
+    return _csv(["scenario", "baseline", "metric", f"{reference}_minus_baseline", "std", "n_seeds", "ci95_low",
+                 "ci95_high", "per_seed"], rows)
 
 
 def per_task_csv(runs: list[Run]) -> str:
@@ -335,7 +387,8 @@ def write_report(output_dir: Path, out_dir: Path, reference: str | None = None) 
     reference = reference or default_algorithm()
     written = []
     for name, text in (("results.md", markdown_report(runs, output_dir, reference)),
-                       ("results.csv", results_csv(runs, reference)), ("per_task.csv", per_task_csv(runs))):
+                       ("results.csv", results_csv(runs, reference)), ("per_task.csv", per_task_csv(runs)),
+                       ("paired.csv", paired_csv(runs, reference))):
         atomic_write_text(out_dir / name, text)
         written.append(out_dir / name)
     scenarios = ordered({r.scenario for r in runs}, SCENARIOS)

@@ -22,6 +22,8 @@ from fedrouter.results.report import (
     load_runs,
     main,
     markdown_report,
+    paired_csv,
+    paired_differences,
     relative_gain,
     results_csv,
     write_report,
@@ -296,3 +298,34 @@ def test_seen_and_unseen_columns_per_method(tmp_path):
     assert "| fedrouter | 0.6000 / 0.2500 ± 0.0707 (n=2) |" in md
     assert "| fedit | 0.4500 / 0.2500 ± 0.0000 (n=2) |" in md
     assert {(r["method"], r["metric"]) for r in rows} >= {("fedrouter", "rouge1/unseen"), ("fedit", "rouge1/seen")}
+
+
+def test_paired_difference_per_seed_with_a_t_interval(tmp_path):
+    # Prepare: three seeds; fedrouter beats fedit by 0.10, 0.20, 0.15 on the same seeds; local has one
+    # seed; fedsa's seed 2 has no fedrouter run to pair with
+    out = tmp_path / "m"
+    for seed, fr, fi in ((0, 0.5, 0.4), (1, 0.6, 0.4), (2, 0.45, 0.3)):
+        make_run(out, "generalization", "fedrouter", seed, fr)
+        make_run(out, "generalization", "fedit", seed, fi)
+    make_run(out, "generalization", "local", 0, 0.7)
+    make_run(out, "interference", "fedsa", 2, 0.1)
+    runs = load_runs(out)
+    # Execute
+    paired = paired_differences(runs, "rouge1", "fedrouter")
+    # Assert: mean and sample std of the differences, and the t interval (t(2, 0.975) = 4.3027)
+    p, diffs = paired[("generalization", "fedit")]
+    assert diffs == pytest.approx({0: 0.1, 1: 0.2, 2: 0.15})
+    half = 4.302653 * 0.05 / np.sqrt(3)
+    assert (p.mean, p.std, p.n) == (pytest.approx(0.15), pytest.approx(0.05), 3)
+    assert (p.low, p.high) == (pytest.approx(0.15 - half, abs=1e-6), pytest.approx(0.15 + half, abs=1e-6))
+    assert p.excludes_zero
+    local = paired[("generalization", "local")][0]
+    assert (local.mean, local.n, local.low) == (pytest.approx(-0.2), 1, None)  # one seed: no interval
+    assert ("interference", "fedsa") not in paired
+    # ... in the markdown and in paired.csv
+    text = markdown_report(runs, out)
+    assert "Paired difference fedrouter - baseline (ROUGE-1)" in text and str(p) in text
+    rows = [r for r in read_csv(paired_csv(runs)) if r["metric"] == "rouge1"]
+    assert [(r["scenario"], r["baseline"], r["n_seeds"]) for r in rows] == [("generalization", "fedit", "3"),
+                                                                           ("generalization", "local", "1")]
+    assert float(rows[0]["ci95_low"]) == pytest.approx(p.low) and rows[1]["ci95_low"] == ""
