@@ -57,7 +57,7 @@ main() {
   for scenario in $scenarios; do
     if [ "$scenario" = unseen ]; then
       # shellcheck disable=SC2086
-      tasks=$($PY -m fedrouter.runtime.simulate $extra --print-tasks)
+      tasks=$($PY -m fedrouter.runtime.simulate ${preset:+--config "$preset"} $extra --print-tasks)
       for task in $tasks; do expanded="$expanded unseen_$task"; done
     else
       expanded="$expanded $scenario"

@@ -97,6 +97,17 @@ def cell_stats(runs: list[Run], key: str) -> dict[tuple[str, str], Stat]:
     return {cell: Stat(*mean_and_std(v), len(v)) for cell, v in values.items()}
 
 
+def traffic_stats(runs: list[Run]) -> dict[tuple[str, str], Stat]:
+    """(scenario, method) -> Stat over seeds of the run's communication, in MB (10^6 bytes of tensor
+    values, down + up, all rounds); runs from before the accounting are skipped."""
+    values: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in runs:
+        comm = r.results.get("communication")
+        if comm:
+            values[(r.scenario, r.method)].append(comm["total_bytes"] / 1e6)
+    return {cell: Stat(*mean_and_std(v), len(v)) for cell, v in values.items()}
+
+
 def zero_shot_stats(runs: list[Run], key: str) -> dict[str, Stat]:
     """scenario -> Stat over seeds of the round-0 evaluation (the base model before any training,
     the same for every method of a scenario and seed: one run per seed counts)."""
@@ -249,6 +260,14 @@ def markdown_report(runs: list[Run], output_dir: Path, reference: str | None = N
                     _md_table(["baseline", *scenarios],
                               [[m] + [str(paired[(s, m)][0]) if (s, m) in paired else DASH for s in scenarios]
                                for m in baselines])]
+    traffic = traffic_stats(runs)
+    if traffic:
+        out += ["", "## Communication", "",
+                "MB per run (10^6 bytes of tensor values: adapters, centroids, ...; server to clients plus clients "
+                "to server, all rounds), mean ± std over seeds:", "",
+                _md_table(["method", *scenarios], [[m] + [
+                    f"{traffic[(s, m)].mean:.2f} ± {DASH if traffic[(s, m)].std is None else f'{traffic[(s, m)].std:.2f}'}"
+                    if (s, m) in traffic else DASH for s in scenarios] for m in methods])]
     out += ["", "## Per task (ROUGE-1)"]
     for s in scenarios:
         in_s = [r for r in runs if r.scenario == s]
@@ -330,6 +349,9 @@ def results_csv(runs: list[Run], reference: str | None = None) -> str:
                 if (s, m) in stats:
                     st = stats[(s, m)]
                     rows.append([s, m, key, st.mean, st.std, st.n, g.get((s, m))])
+    traffic = traffic_stats(runs)
+    rows += [[s, m, "communication_mb", st.mean, st.std, st.n, None]
+             for s in scenarios for m in methods if (st := traffic.get((s, m)))]
     return _csv(["scenario", "method", "metric", "mean", "std", "n_seeds", f"{reference}_gain"], rows)
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import defaultdict
 from collections.abc import Mapping
 
+import numpy as np
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
@@ -25,6 +27,9 @@ class Federation:
         self.grid = grid
         self.config = ConfigRecord(dict(config))
         self.node_of: dict[int, int] = self._discover(num_clients, wait_s)
+        # tensor bytes sent to / received from each client since the last take_traffic()
+        self._down: dict[int, int] = defaultdict(int)
+        self._up: dict[int, int] = defaultdict(int)
 
     def _discover(self, num_clients: int, wait_s: float) -> dict[int, int]:
         deadline = time.monotonic() + wait_s
@@ -68,6 +73,8 @@ class Federation:
             Message(self._content(content, rnd, kind), dst_node_id=self.node_of[cid], message_type=mtype)
             for cid, content in contents.items()
         ]
+        for cid, content in contents.items():
+            self._down[cid] += tensor_bytes(content)
         good: dict[int, RecordDict] = {}
         failed: dict[int, str] = {}
         for rep in self.grid.send_and_receive(msgs):
@@ -75,6 +82,7 @@ class Federation:
             if rep.has_error():
                 failed[cid] = f"error: {rep.error.reason}".strip()
                 continue
+            self._up[cid] += tensor_bytes(rep.content)  # received, whether or not it is then used
             reason = screen(rep.content)
             if reason:
                 failed[cid] = reason
@@ -88,6 +96,24 @@ class Federation:
         # Replies in client order, not arrival order: float sums over clients (FedAvg, the mean
         # score) then do not depend on which worker answered first.
         return dict(sorted(good.items())), failed
+
+
+    def take_traffic(self) -> dict:
+        """Tensor bytes exchanged since the last call: {"down_bytes", "up_bytes", "clients": {id: [down,
+        up]}}, then reset. Down = server to client, up = client to server."""
+        clients = sorted(set(self._down) | set(self._up))
+        out = {"down_bytes": sum(self._down.values()), "up_bytes": sum(self._up.values()),
+               "clients": {str(c): [self._down.get(c, 0), self._up.get(c, 0)] for c in clients}}
+        self._down.clear()
+        self._up.clear()
+        return out
+
+
+def tensor_bytes(content: RecordDict) -> int:
+    """Bytes of the tensor values in a message's array records (what an algorithm sends: adapters,
+    centroids, ...); serialization headers and the small config/metric records are not counted."""
+    return sum(int(np.prod(arr.shape, dtype=np.int64)) * np.dtype(arr.dtype).itemsize
+               for record in content.array_records.values() for arr in record.values())
 
 
 def screen(content: RecordDict) -> str | None:

@@ -100,6 +100,7 @@ def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
         t0 = time.perf_counter()
         row = {"round": 0, **_evaluate(cfg, fed, algo, 0, everyone, timing)}
         row["time_s"] = time.perf_counter() - t0
+        row["comm"] = fed.take_traffic()  # with the setup's, when there was one
         row["timing"], timing = timing, {}
         rows.append(row)
         folder.write_metrics(rows)
@@ -125,6 +126,7 @@ def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
             row.update(_evaluate(cfg, fed, algo, rnd, everyone, timing))
             _save_adapters(cfg, folder, rnd, algo, peft_config)
         row["time_s"] = time.perf_counter() - t0
+        row["comm"] = fed.take_traffic()
         row["timing"], timing = timing, {}
         rows.append(row)
         folder.write_metrics(rows)
@@ -136,7 +138,7 @@ def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
         _log_round(row, cfg)
     final = next(r["eval"] for r in reversed(rows) if "eval" in r)
     results = {"final_round": cfg.num_rounds, "final": final, "fed_alg": cfg.fed_alg, "seed": cfg.seed,
-               "total_time_s": float(sum(r["time_s"] for r in rows))}
+               "total_time_s": float(sum(r["time_s"] for r in rows)), "communication": run_traffic(rows)}
     folder.write_results(results)
     log.info("run finished: ROUGE-1 %.4f  ROUGE-2 %.4f  ROUGE-L %.4f", final["rouge1"], final["rouge2"], final["rougeL"])
     return results
@@ -156,6 +158,15 @@ def _evaluate(cfg: RunConfig, fed: Federation, algo: ServerAlgorithm, rnd: int, 
     timing.update({"evaluate_wall_s": time.perf_counter() - t0, "evaluate": client_times(good)})
     _check_failures(cfg, "evaluation", rnd, failed, len(clients))
     return {"eval": algo.aggregate_evaluate(rnd, good), "eval_failures": {str(c): r for c, r in failed.items()}}
+
+
+def run_traffic(rows: list[dict[str, Any]]) -> dict[str, int] | None:
+    """The run's tensor bytes down and up, summed over its metrics rows (None if a row predates the
+    accounting, e.g. a run resumed from an older version)."""
+    if any("comm" not in r for r in rows):
+        return None
+    down, up = sum(r["comm"]["down_bytes"] for r in rows), sum(r["comm"]["up_bytes"] for r in rows)
+    return {"down_bytes": down, "up_bytes": up, "total_bytes": down + up}
 
 
 def client_times(replies: dict[int, RecordDict]) -> dict[str, dict[str, float]]:
@@ -197,6 +208,8 @@ def _save_adapters(cfg: RunConfig, folder: RunFolder, rnd: int, algo: ServerAlgo
 def _log_round(row: dict[str, Any], cfg: RunConfig) -> None:
     loss = f"{row['train_loss']:.4f}" if row["train_loss"] is not None else "n/a"
     msg = f"round {row['round']}/{cfg.num_rounds}: train loss {loss}, lr {row['lr']:.2e}, {row['time_s']:.1f}s"
+    if "comm" in row:
+        msg += f", sent {row['comm']['down_bytes'] / 1e6:.2f} MB down / {row['comm']['up_bytes'] / 1e6:.2f} MB up"
     if row["failures"]:
         msg += f", failed clients {sorted(row['failures'])}"
     if "eval" in row and row["eval"]:
