@@ -12,7 +12,7 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
 from fedrouter.config import AlgorithmSettings
-from fedrouter.steps.evaluate import combine_clients, generate, rouge, summarize_client
+from fedrouter.steps.evaluate import combine_clients, generate, mixed_batches_pay, rouge, summarize_client
 
 if TYPE_CHECKING:
     from fedrouter.algorithms.client_state import ClientState, ClientStore
@@ -149,14 +149,30 @@ def score_groups(rt: ClientRuntime, groups: Sequence[tuple[AdapterState, np.ndar
     and return per-sample ROUGE aligned with rt.data.test."""
     n = len(rt.data.test)
     preds = [""] * n
+    groups = [(state, idx) for state, idx in groups if len(idx)]
     rt.backbone.activate("main")
-    for state, idx in groups:
-        if len(idx) == 0:
-            continue
-        rt.backbone.set_state(state)
-        outs = generate(rt.backbone, [rt.data.test[i]["instruction"] for i in idx], rt.cfg)
-        for i, p in zip(idx, outs, strict=True):
+    mode = rt.cfg.generation_batching
+    if mode == "auto":
+        mode = "mixed" if mixed_batches_pay(rt.backbone, [len(idx) for _, idx in groups], rt.cfg.batch_size_eval) \
+            else "grouped"
+    if mode == "mixed" and len(groups) > 1:
+        # every group's adapter in its own slot; one pass over all test samples, each row with its own
+        names = [""] * n
+        for j, (state, idx) in enumerate(groups):
+            rt.backbone.set_state(state, slot=f"route_{j}")
+            for i in idx:
+                names[i] = f"route_{j}"
+        order = np.concatenate([idx for _, idx in groups])
+        outs = generate(rt.backbone, [rt.data.test[i]["instruction"] for i in order], rt.cfg,
+                        adapter_names=[names[i] for i in order])
+        for i, p in zip(order, outs, strict=True):
             preds[i] = p
+    else:
+        for state, idx in groups:
+            rt.backbone.set_state(state)
+            outs = generate(rt.backbone, [rt.data.test[i]["instruction"] for i in idx], rt.cfg)
+            for i, p in zip(idx, outs, strict=True):
+                preds[i] = p
     refs = [r["response"] for r in rt.data.test]
     scores = rouge(preds, refs)
     if rt.store is not None:

@@ -17,11 +17,13 @@ ROUGE_KEYS = ("rouge1", "rouge2", "rougeL")
 
 @timed("generate")
 @torch.inference_mode()
-def generate(backbone, instructions: Sequence[str], cfg, batch_size: int | None = None) -> list[str]:
+def generate(backbone, instructions: Sequence[str], cfg, batch_size: int | None = None,
+             adapter_names: Sequence[str] | None = None) -> list[str]:
     """Greedy continuations of the prompts, in input order.
 
     Prompts are sorted by length so each batch pads little (length bucketing), left-padded so the
-    generated tokens line up, and decoded from the KV cache."""
+    generated tokens line up, and decoded from the KV cache. With `adapter_names` (one LoRA slot per
+    prompt), one batch mixes adapters: PEFT applies each row's own adapter (mixed-adapter batches)."""
     tok = backbone.tokenizer
     batch_size = batch_size or cfg.batch_size_eval
     encoded = [encode_prompt(tok, ins, cfg.seq_length) for ins in instructions]
@@ -38,7 +40,9 @@ def generate(backbone, instructions: Sequence[str], cfg, batch_size: int | None 
             n = len(encoded[i])
             ids[row, width - n :] = torch.tensor(encoded[i])
             mask[row, width - n :] = 1
+        extra = {"adapter_names": [adapter_names[i] for i in idx]} if adapter_names is not None else {}
         gen = model.generate(
+            **extra,
             input_ids=ids.to(backbone.device),
             attention_mask=mask.to(backbone.device),
             max_new_tokens=cfg.max_new_tokens,
@@ -52,6 +56,55 @@ def generate(backbone, instructions: Sequence[str], cfg, batch_size: int | None 
         for row, i in enumerate(idx):
             out[i] = texts[row].strip()
     return out
+
+
+# --- one batch per client (mixed adapters) or one per routed group --------------------------------
+
+_STEP_SECONDS: dict[tuple, float] = {}  # per process: measured one-token forward times
+
+
+@torch.inference_mode()
+def _step_seconds(backbone, rows: int, groups: int, repeats: int = 3) -> float:
+    """Best-of-`repeats` seconds of one forward of `rows` one-token sequences (a decode step's weight
+    reads and matmuls), with one adapter (groups = 1) or the rows spread over `groups` adapters."""
+    key = (id(backbone), rows, groups)
+    if key not in _STEP_SECONDS:
+        import time
+
+        slots = [f"route_{j}" for j in range(groups)]
+        for slot in slots:
+            backbone.ensure_slot(slot)
+        ids = torch.full((rows, 1), backbone.tokenizer.eos_token_id or 0, dtype=torch.long, device=backbone.device)
+        extra = {"adapter_names": [slots[r % groups] for r in range(rows)]} if groups > 1 else {}
+        backbone.model.eval()
+        best = float("inf")
+        for _ in range(repeats + 1):  # the first call warms up
+            t0 = time.perf_counter()
+            backbone.model(input_ids=ids, **extra)
+            best = min(best, time.perf_counter() - t0)
+        _STEP_SECONDS[key] = best
+    return _STEP_SECONDS[key]
+
+
+def mixed_batches_pay(backbone, group_sizes: Sequence[int], batch_size: int) -> bool:
+    """Whether decoding all groups in mixed-adapter batches is faster than one group after another,
+    from measured decode-step costs (cached per process): grouped = sum over groups of the steps of
+    their batches; mixed = the steps of the combined batches with the rows spread over the groups.
+    On a large model a step is bound by reading the weights, so one batch of 8 costs about what a
+    batch of 2 does and mixing wins; on a tiny one the per-adapter work inside a mixed step dominates."""
+    sizes = [s for s in group_sizes if s > 0]
+    if len(sizes) < 2:
+        return False
+    grouped = 0.0
+    for s in sizes:
+        full, rest = divmod(s, batch_size)
+        grouped += full * _step_seconds(backbone, batch_size, 1) + (_step_seconds(backbone, rest, 1) if rest else 0.0)
+    full, rest = divmod(sum(sizes), batch_size)
+    groups = len(sizes)
+    mixed = full * _step_seconds(backbone, batch_size, groups)
+    if rest:
+        mixed += _step_seconds(backbone, rest, min(groups, rest))
+    return mixed < grouped
 
 
 @lru_cache(maxsize=1)

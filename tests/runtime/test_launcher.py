@@ -45,3 +45,15 @@ def test_preset_is_honoured_and_launcher_variables_win(tmp_path):
     assert config["client_resources_gpus"] == 0.0
     # the preset lists only what differs from the defaults
     assert all(preset[k] != flat_defaults()[k] for k in preset)
+
+
+def test_every_preset_reads_strictly_and_lists_only_differences():
+    from fedrouter.runtime.simulate import build_config, load_preset
+
+    presets = sorted((REPO / "configs").glob("*.toml"))
+    assert {p.name for p in presets} >= {"paper.toml", "real-smollm2.toml"}
+    for path in presets:
+        cfg = build_config(str(path), [])  # unknown keys or bad values raise here
+        values = load_preset(str(path))
+        assert all(values[k] != flat_defaults()[k] for k in values if k in flat_defaults()), path.name
+        assert cfg.dataset_name == values.get("dataset_name", cfg.dataset_name)

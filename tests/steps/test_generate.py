@@ -1,0 +1,65 @@
+"""Generation: routed groups decoded one after another or in one mixed-adapter batch give the same
+predictions, and the choice between them is measured, not fixed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import tiny_settings
+from fedrouter.data.builtin import make_builtin_pool
+from fedrouter.models.backbone import get_backbone
+from fedrouter.steps import evaluate
+from fedrouter.steps.evaluate import generate, mixed_batches_pay
+
+
+def _distinct_adapters(backbone, n: int) -> list[dict[str, np.ndarray]]:
+    """n adapters that change the model's output (random A and B; a fresh B = 0 would be the base)."""
+    rng = np.random.default_rng(0)
+    out = []
+    for j in range(n):
+        state = backbone.init_state(seed=j)
+        out.append({k: (v if "lora_A" in k else rng.normal(0, 0.5, v.shape).astype(np.float32)) for k, v in state.items()})
+    return out
+
+
+@pytest.mark.parametrize("batch_size", [3, 32])
+def test_mixed_adapter_batches_give_the_grouped_predictions(tmp_path, batch_size):
+    # Prepare: 24 prompts of the four tasks routed to three adapters
+    cfg = tiny_settings(tmp_path, max_new_tokens=12, batch_size_eval=batch_size)
+    backbone = get_backbone(cfg)
+    prompts = [r["instruction"] for r in make_builtin_pool(6, seed=3)]
+    routed = np.arange(len(prompts)) % 3
+    states = _distinct_adapters(backbone, 3)
+    try:
+        # Execute: one routed group after another in the "main" slot, then all in mixed batches
+        grouped = [""] * len(prompts)
+        backbone.activate("main")
+        for j, state in enumerate(states):
+            idx = np.flatnonzero(routed == j)
+            backbone.set_state(state)
+            for i, text in zip(idx, generate(backbone, [prompts[i] for i in idx], cfg), strict=True):
+                grouped[i] = text
+        for j, state in enumerate(states):
+            backbone.set_state(state, slot=f"route_{j}")
+        mixed = generate(backbone, prompts, cfg, adapter_names=[f"route_{j}" for j in routed])
+    finally:
+        backbone.set_state(backbone.init_state(cfg.seed))
+    # Assert: the same text for every prompt, and the adapters did matter
+    assert mixed == grouped
+    backbone.set_state(states[0])
+    assert generate(backbone, prompts, cfg) != grouped
+
+
+def test_the_choice_comes_from_measured_step_times(tmp_path, monkeypatch):
+    backbone = get_backbone(tiny_settings(tmp_path))
+    assert not mixed_batches_pay(backbone, [5], 8)  # one group: nothing to mix
+    # a weight-bound model (a step costs the same at any batch) -> mixing pays
+    monkeypatch.setattr(evaluate, "_step_seconds", lambda bb, rows, groups: 1.0)
+    assert mixed_batches_pay(backbone, [2, 2, 2, 2], 8)
+    # a model whose mixed step costs more than the groups' steps together -> one group after another
+    monkeypatch.setattr(evaluate, "_step_seconds", lambda bb, rows, groups: 1.0 if groups == 1 else 5.0)
+    assert not mixed_batches_pay(backbone, [2, 2, 2, 2], 8)
+    # measured for real (cached per process): a positive time per (rows, groups)
+    monkeypatch.undo()
+    assert evaluate._step_seconds(backbone, 4, 2) > 0 and (id(backbone), 4, 2) in evaluate._STEP_SECONDS
