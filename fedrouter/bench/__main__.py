@@ -71,6 +71,7 @@ def run(tmp: str, scaling: list[int], server_clients: int, server_adapter: str, 
     get_backbone(cfg)
     routed = inference.routed_eval_speedup(cfg, cfg.run_dir)
     generation = inference.generation_efficiency(cfg, cfg.run_dir)
+    batching = inference.mixed_vs_grouped(cfg, cfg.run_dir)
     one = memory.one_process_peak(cfg.to_dict(), str(cfg.run_dir), client_id=0)
     peaks = [main_run.worker_peaks[p] for p in sorted(main_run.worker_peaks)]
     scale = [runs.scaling_point(cfg, n) for n in scaling]
@@ -104,6 +105,7 @@ def run(tmp: str, scaling: list[int], server_clients: int, server_adapter: str, 
         "overhead": ov,
         "routed_eval": routed,
         "generation": generation,
+        "batching": batching,
         "memory": {"workers": len(peaks), "worker_peaks_mb": [p / 2**20 for p in peaks],
                    "one_process_mb": one / 2**20, "ratio": mem_ratio,
                    "counted": "Counted: the peak RSS (VmHWM) of each Ray worker process running the ClientApp; "

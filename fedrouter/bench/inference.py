@@ -146,3 +146,42 @@ def generation_efficiency(cfg: RunConfig, run_dir: Path, repeats: int = 2) -> di
     return {"prompts": len(prompts), "ours_s": min(ours), "plain_s": min(plain),
             "ours_prompts_per_s": len(prompts) / min(ours), "plain_prompts_per_s": len(prompts) / min(plain),
             "efficiency": min(plain) / min(ours), "same_outputs": sum(x == y for x, y in zip(a, b, strict=True)) / len(a)}
+
+
+def mixed_vs_grouped(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+    """Every client's routed evaluation of the run's last round through the real client half, once
+    with the routed groups decoded one after another and once in mixed-adapter batches (alternated,
+    one untimed warm-up): seconds of each, the share of identical predictions, and what `auto`
+    chose for each client from its measured decode-step times."""
+    from fedrouter.steps.evaluate import mixed_batches_pay
+
+    server, rnd = restored_server(cfg, run_dir)
+    contents = server.configure_evaluate(rnd, list(range(cfg.num_clients)))
+    client = get_algorithm(cfg.fed_alg).client()
+    seconds = {"grouped": 0.0, "mixed": 0.0}
+    preds: dict[str, list[str]] = {"grouped": [], "mixed": []}
+    auto_mixed = groups = 0
+    with tempfile.TemporaryDirectory() as store:
+        for warmup in (True, False):
+            for cid in [0] if warmup else range(cfg.num_clients):
+                for mode in ("grouped", "mixed"):
+                    mcfg = cfg.replace(generation_batching=mode)
+                    rt = client_runtime(mcfg, cid, rnd, Path(store) / mode)
+                    client.clear_caches()  # both modes embed their test set
+                    t0 = time.perf_counter()
+                    client.evaluate(rt, contents[cid])
+                    if warmup:
+                        continue
+                    seconds[mode] += time.perf_counter() - t0
+                    preds[mode] += [p["prediction"] for p in
+                                    json.loads((rt.store.dir / f"predictions_r{rnd}.json").read_text())]
+                    if mode == "mixed":
+                        routed = np.load(rt.store.dir / f"eval_r{rnd}.npz")["routed"]
+                        sizes = np.unique(routed, return_counts=True)[1]
+                        groups += len(sizes)
+                        auto_mixed += int(mixed_batches_pay(get_backbone(cfg), sizes.tolist(), cfg.batch_size_eval))
+    same = sum(a == b for a, b in zip(preds["grouped"], preds["mixed"], strict=True))
+    return {"grouped_s": seconds["grouped"], "mixed_s": seconds["mixed"],
+            "speedup": seconds["grouped"] / seconds["mixed"], "samples": len(preds["mixed"]),
+            "same_predictions": same / len(preds["mixed"]), "mean_groups_per_client": groups / cfg.num_clients,
+            "auto_chose_mixed_for": auto_mixed, "clients": cfg.num_clients}

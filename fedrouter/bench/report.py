@@ -74,6 +74,13 @@ def markdown(r: dict[str, Any]) -> str:
             f"{re_['same_routing']:.0%} of samples, identical predictions for {re_['same_predictions']:.0%}.",
             "", f"**Generation** ({ge['prompts']} prompts): ours {ge['ours_prompts_per_s']:.1f} prompts/s, plain "
             f"{ge['plain_prompts_per_s']:.1f} prompts/s; identical outputs for {ge['same_outputs']:.0%}.",
+            *(["", f"**Routed groups decoded one after another vs in mixed-adapter batches** (every client's routed "
+                f"evaluation through the client half, {r['batching']['samples']} samples, "
+                f"{r['batching']['mean_groups_per_client']:.1f} groups per client): grouped "
+                f"{r['batching']['grouped_s']:.2f} s, mixed {r['batching']['mixed_s']:.2f} s "
+                f"({r['batching']['speedup']:.2f}x); identical predictions for {r['batching']['same_predictions']:.0%}; "
+                f"`generation_batching=auto` chose mixed for {r['batching']['auto_chose_mixed_for']} of "
+                f"{r['batching']['clients']} clients."] if "batching" in r else []),
             "", f"**Memory**: {mem['workers']} worker process(es), peak RSS "
             f"{', '.join(f'{m:.0f}' for m in mem['worker_peaks_mb'])} MB; one fresh process serving one "
             f"client (setup, training, routed evaluation) {mem['one_process_mb']:.0f} MB. {mem['counted']}"]

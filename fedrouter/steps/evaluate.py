@@ -63,7 +63,6 @@ def generate(backbone, instructions: Sequence[str], cfg, batch_size: int | None 
 _STEP_SECONDS: dict[tuple, float] = {}  # per process: measured one-token forward times
 
 
-@torch.inference_mode()
 def _step_seconds(backbone, rows: int, groups: int, repeats: int = 3) -> float:
     """Best-of-`repeats` seconds of one forward of `rows` one-token sequences (a decode step's weight
     reads and matmuls), with one adapter (groups = 1) or the rows spread over `groups` adapters."""
@@ -72,16 +71,17 @@ def _step_seconds(backbone, rows: int, groups: int, repeats: int = 3) -> float:
         import time
 
         slots = [f"route_{j}" for j in range(groups)]
-        for slot in slots:
+        for slot in slots:  # outside inference mode: a slot's parameters are later loaded in place
             backbone.ensure_slot(slot)
         ids = torch.full((rows, 1), backbone.tokenizer.eos_token_id or 0, dtype=torch.long, device=backbone.device)
         extra = {"adapter_names": [slots[r % groups] for r in range(rows)]} if groups > 1 else {}
         backbone.model.eval()
         best = float("inf")
-        for _ in range(repeats + 1):  # the first call warms up
-            t0 = time.perf_counter()
-            backbone.model(input_ids=ids, **extra)
-            best = min(best, time.perf_counter() - t0)
+        with torch.inference_mode():
+            for _ in range(repeats + 1):  # the first call warms up
+                t0 = time.perf_counter()
+                backbone.model(input_ids=ids, **extra)
+                best = min(best, time.perf_counter() - t0)
         _STEP_SECONDS[key] = best
     return _STEP_SECONDS[key]
 

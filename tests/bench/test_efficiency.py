@@ -109,3 +109,18 @@ def test_bench_report_states_the_measured_client_count_and_orders_phases():
     assert ratios[1]["name"] == "routed_eval_speedup" and not ratios[1]["pass"]
     assert _phase_order({"aggregate": 1.0, "custom": 1.0, "train": 1.0, "load": 1.0}) == [
         "load", "train", "aggregate", "custom"]
+
+
+def test_mixed_adapter_batches_give_the_grouped_predictions_through_the_client_half(tmp_path):
+    # Prepare: a finished FedRouter run whose clients route their test samples to four clusters
+    from fedrouter.bench.inference import mixed_vs_grouped
+
+    cfg = tiny_settings(tmp_path, fed_alg="fedrouter", router="global", test_distribution="all", num_rounds=2,
+                        eval_round="2", max_steps=3, max_new_tokens=8, max_eval_size=12, batch_size_eval=5)
+    simulate(cfg)
+    # Execute: every client's evaluation, groups one after another and then in mixed batches
+    result = mixed_vs_grouped(cfg, cfg.run_dir)
+    # Assert: several groups per client, the same predictions either way, both timed
+    assert result["mean_groups_per_client"] > 1.5
+    assert result["same_predictions"] == 1.0 and result["samples"] == 4 * 12
+    assert result["grouped_s"] > 0 and result["mixed_s"] > 0 and 0 <= result["auto_chose_mixed_for"] <= 4
