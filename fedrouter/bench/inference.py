@@ -22,7 +22,7 @@ from fedrouter.models.backbone import get_backbone
 from fedrouter.models.loader import ModelSpec, load_model
 from fedrouter.steps import cluster
 from fedrouter.steps.embed import mean_pooled
-from fedrouter.steps.evaluate import generate, rouge
+from fedrouter.steps.evaluate import DECODE_COUNTERS, generate, rouge
 
 
 @torch.inference_mode()
@@ -136,16 +136,58 @@ def generation_efficiency(cfg: RunConfig, run_dir: Path, repeats: int = 2) -> di
     prompts = [r["instruction"] for cid in range(cfg.num_clients) for r in _test(cfg, cid)]
     ours, plain = [], []
     for _ in range(repeats):
+        DECODE_COUNTERS.update(steps=0, row_steps=0)
         t0 = time.perf_counter()
         a = generate(backbone, prompts, cfg)
         t1 = time.perf_counter()
+        steps = dict(DECODE_COUNTERS)
         b = plain_generate(backbone.model, backbone.tokenizer, prompts, cfg)
         t2 = time.perf_counter()
         ours.append(t1 - t0)
         plain.append(t2 - t1)
     return {"prompts": len(prompts), "ours_s": min(ours), "plain_s": min(plain),
             "ours_prompts_per_s": len(prompts) / min(ours), "plain_prompts_per_s": len(prompts) / min(plain),
-            "efficiency": min(plain) / min(ours), "same_outputs": sum(x == y for x, y in zip(a, b, strict=True)) / len(a)}
+            "efficiency": min(plain) / min(ours), "same_outputs": sum(x == y for x, y in zip(a, b, strict=True)) / len(a),
+            "roofline": roofline(backbone.model, min(ours), steps["steps"], steps["row_steps"])}
+
+
+def machine_limits(copy_mb: int = 256, matmul_n: int = 1024, repeats: int = 3) -> dict[str, float]:
+    """This process's measured memory bandwidth (bytes/s: a large tensor copy, read + write) and fp32
+    matmul throughput (FLOP/s: an n x n product), best of `repeats`, at torch's current thread count."""
+    src = torch.ones(copy_mb * 2**20 // 4)
+    dst = torch.empty_like(src)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        dst.copy_(src)
+        best = min(best, time.perf_counter() - t0)
+    bandwidth = 2 * src.numel() * 4 / best
+    a, b = torch.randn(matmul_n, matmul_n), torch.randn(matmul_n, matmul_n)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return {"bandwidth_gb_s": bandwidth / 1e9, "matmul_gflop_s": 2 * matmul_n**3 / best / 1e9,
+            "threads": torch.get_num_threads()}
+
+
+def roofline(model, seconds: float, steps: int, row_steps: int) -> dict[str, Any]:
+    """How close decoding came to the hardware's limit. A decode step must read every weight once
+    (memory time = weight bytes / bandwidth) and do ~2 FLOPs per parameter per batch row (compute time
+    = 2 x parameters x rows / matmul throughput); the floor of the measured steps is the larger of the
+    two totals. Fraction = floor / measured generation seconds (which also holds the
+    prompts' prefill, tokenization and sampling: an upper bound on the waste, not all of it decoding)."""
+    limits = machine_limits()
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    params = sum(p.numel() for p in model.parameters())  # 4-bit: packed storage, counted as stored
+    memory_s = steps * weight_bytes / (limits["bandwidth_gb_s"] * 1e9)
+    compute_s = 2 * params * row_steps / (limits["matmul_gflop_s"] * 1e9)
+    floor = max(memory_s, compute_s)
+    return {**limits, "weight_mb": weight_bytes / 2**20, "decode_steps": steps, "row_steps": row_steps,
+            "memory_floor_s": memory_s, "compute_floor_s": compute_s, "measured_s": seconds,
+            "fraction": floor / seconds if seconds else 0.0,
+            "bound": "memory" if memory_s >= compute_s else "compute"}
 
 
 def mixed_vs_grouped(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:

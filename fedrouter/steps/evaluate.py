@@ -13,6 +13,9 @@ from fedrouter.data.prompt import encode_prompt
 from fedrouter.utils.timing import timed
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL")
+# Per process: decode steps (one forward per generated position of a batch) and row-steps (times the
+# batch's rows), for the benchmark's roofline; reset by whoever reads them.
+DECODE_COUNTERS = {"steps": 0, "row_steps": 0}
 
 
 @timed("generate")
@@ -52,6 +55,8 @@ def generate(backbone, instructions: Sequence[str], cfg, batch_size: int | None 
             pad_token_id=tok.pad_token_id,
             eos_token_id=tok.eos_token_id,
         )
+        DECODE_COUNTERS["steps"] += gen.shape[1] - width
+        DECODE_COUNTERS["row_steps"] += (gen.shape[1] - width) * len(idx)
         texts = tok.batch_decode(gen[:, width:], skip_special_tokens=True)
         for row, i in enumerate(idx):
             out[i] = texts[row].strip()

@@ -64,3 +64,15 @@ def test_the_choice_comes_from_measured_step_times(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert evaluate._step_seconds(backbone, 4, 2) > 0 and (id(backbone), 4, 2) in evaluate._STEP_SECONDS
     backbone.set_state(backbone.zero_like(), slot="route_1")  # slots made while measuring still load in place
+
+
+def test_decode_steps_are_counted_per_batch(tmp_path):
+    cfg = tiny_settings(tmp_path, max_new_tokens=5, batch_size_eval=4)
+    backbone = get_backbone(cfg)
+    backbone.activate("main")
+    backbone.set_state(backbone.init_state(cfg.seed))
+    prompts = [r["instruction"] for r in make_builtin_pool(3, seed=1)][:10]  # batches of 4, 4, 2
+    evaluate.DECODE_COUNTERS.update(steps=0, row_steps=0)
+    generate(backbone, prompts, cfg)
+    steps, row_steps = evaluate.DECODE_COUNTERS["steps"], evaluate.DECODE_COUNTERS["row_steps"]
+    assert 3 <= steps <= 3 * 5 and steps <= row_steps <= 4 * steps
