@@ -79,7 +79,7 @@ def arrays_in(log, kinds=("train", "evaluate")):
 _TASK = "(qqp|gigaword|samsum|webnlg)"
 # Added by the ClientApp to every reply: who answered, timings, and the serving process's id and
 # base-model load count (how "one base model per process" is checked).
-_COMMON = [r"client_id", r"time_s", r"time/\w+", r"pid", r"load_count"]
+_COMMON = [r"client_id", r"time_s", r"time/\w+", r"pid", r"load_count", r"decode_steps", r"decode_row_steps"]
 _METRICS = {  # (algorithm, message kind) -> allowed metric keys (regular expressions), besides _COMMON
     "train": [r"loss", r"num_samples"],
     "evaluate": [rf"(n|rouge1|rouge2|rougeL)(/{_TASK})?"],

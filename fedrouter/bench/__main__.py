@@ -31,9 +31,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server-clients", type=int, default=0, help="synthetic clients at the server (default 1000)")
     parser.add_argument("--server-adapter", choices=("builtin", "llama-3.2-1b"), default="builtin",
                         help="adapter shape at the server: the run model's LoRA (builtin), or Llama-3.2-1B q/v r=8")
+    parser.add_argument("--reference", metavar="PRESET",
+                        help="only one run with this preset (e.g. configs/bench-reference.toml): wall time, peak "
+                        "memory of the driver and of every worker, base-model loads, bytes per adapter message, "
+                        "phases and the decoding roofline, beside the reference code's figures")
     parser.add_argument("overrides", nargs="*", help="key=value settings for the runs (e.g. client_resources_cpus=2)")
     args = parser.parse_args(argv)
     logging.getLogger("fedrouter").setLevel(logging.WARNING)
+    if args.reference:
+        from fedrouter.bench.reference import main as reference_main
+
+        return reference_main(args.reference, args.overrides, Path(args.out),
+                              " " + " ".join(argv if argv is not None else sys.argv[1:]))
     scaling = [int(x) for x in (args.scaling or ("4,8" if args.quick else "4,8,16,32,64")).split(",") if x]
     server_clients = args.server_clients or (200 if args.quick else 1000)
     with tempfile.TemporaryDirectory(prefix="fedrouter-bench-") as tmp:

@@ -21,6 +21,7 @@ from fedrouter.data.prompt import encode_example
 from fedrouter.models import loader
 from fedrouter.models.backbone import get_backbone
 from fedrouter.results.run_folder import RESUME_FREE_KEYS
+from fedrouter.steps.evaluate import DECODE_COUNTERS
 from fedrouter.utils.logs import setup_process_logging
 from fedrouter.utils.timing import recording, timed
 from fedrouter.validation import source_problems
@@ -88,6 +89,7 @@ def runtime(msg: Message, context: Context) -> ClientRuntime:
 
 def _handle(kind: str, msg: Message, context: Context) -> Message:
     t0 = time.perf_counter()
+    DECODE_COUNTERS.update(steps=0, row_steps=0)
     with recording() as phases:  # seconds per phase (load, data, embed, cluster, train, ...)
         rt = runtime(msg, context)
         client = get_algorithm(rt.cfg.fed_alg).client()
@@ -102,6 +104,9 @@ def _handle(kind: str, msg: Message, context: Context) -> Message:
     # Which process served the message and how many base models it has loaded so far (should be 1).
     metrics["pid"], metrics["load_count"] = float(os.getpid()), float(loader.LOAD_COUNT)
     metrics["time_s"] = time.perf_counter() - t0
+    if DECODE_COUNTERS["steps"]:  # generation's decode steps (for the benchmark's roofline)
+        metrics["decode_steps"], metrics["decode_row_steps"] = (float(DECODE_COUNTERS["steps"]),
+                                                                 float(DECODE_COUNTERS["row_steps"]))
     if fault == "nan":
         metrics["loss"] = float("nan")
     log.info("client %d %s round %d done in %.1fs%s", rt.client_id, kind, rt.rnd, metrics["time_s"],

@@ -175,7 +175,8 @@ def client_times(replies: dict[int, RecordDict]) -> dict[str, dict[str, float]]:
     out = {}
     for cid, content in sorted(replies.items()):
         m = metrics_of(content)
-        out[str(cid)] = {k: v for k, v in m.items() if k.startswith("time") or k in ("pid", "load_count")}
+        out[str(cid)] = {k: v for k, v in m.items()
+                         if k.startswith("time") or k in ("pid", "load_count", "decode_steps", "decode_row_steps")}
     return out
 
 

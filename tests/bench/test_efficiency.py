@@ -140,3 +140,24 @@ def test_roofline_arithmetic_and_measured_limits(monkeypatch):
     r = inference.roofline(model, seconds=1e-4, steps=10, row_steps=80)
     assert r["memory_floor_s"] == 10 * 4000 / 1e9 and r["compute_floor_s"] == 2 * 1000 * 80 / 1e9
     assert r["bound"] == "compute" and r["fraction"] == r["compute_floor_s"] / 1e-4
+
+
+def test_the_reference_configuration_command_reports_what_the_reference_was_measured_by(tmp_path):
+    # Prepare: the reference preset made tiny (built-in model and data, short answers)
+    from conftest import REPO
+    from fedrouter.bench.__main__ import main
+
+    out = tmp_path / "bench"
+    # Execute
+    rc = main(["--reference", str(REPO / "configs" / "bench-reference.toml"), "--out", str(out),
+               "model_name_or_path=builtin:tiny", "dataset_name=builtin", "dataset_sample=100", "dtype=auto",
+               "max_new_tokens=6"])
+    # Assert: one load per worker, the adapter message is about one LoRA of the model, every process measured
+    assert rc == 0
+    r = json.loads((out / "bench_reference.json").read_text())
+    assert r["loads"] == len(r["loads_per_worker"]) == len(r["worker_peaks_mb"]) and r["loads_per_worker"][0] == 1
+    lora_mb = sum(v.nbytes for v in get_backbone(tiny_settings(tmp_path)).zero_like().values()) / 1e6
+    assert lora_mb <= r["adapter_message_mb"] < 1.05 * lora_mb  # the adapter, plus a few small arrays
+    assert r["driver_peak_mb"] > 0 and r["roofline"]["decode_steps"] > 0 and 0 < r["roofline"]["fraction"] <= 1
+    assert r["config"]["seed"] == 111 and r["config"]["max_data_per_client"] == 40
+    assert "| base-model loads |" in (out / "bench_reference.md").read_text()
