@@ -94,7 +94,9 @@ def markdown(r: dict[str, Any]) -> str:
                 f"{r['batching']['clients']} clients."] if "batching" in r else []),
             "", f"**Memory**: {mem['workers']} worker process(es), peak RSS "
             f"{', '.join(f'{m:.0f}' for m in mem['worker_peaks_mb'])} MB; one fresh process serving one "
-            f"client (setup, training, routed evaluation) {mem['one_process_mb']:.0f} MB. {mem['counted']}"]
+            f"client (setup, training, routed evaluation) {mem['one_process_mb']:.0f} MB (the largest over the clients, each "
+            f"served alone: {', '.join(f'{m:.0f}' for m in mem.get('one_process_per_client_mb', [mem['one_process_mb']]))} MB). "
+            f"{mem['counted']}"]
     if r.get("scaling"):
         out += ["", "**Scaling** (one round: training + a 4-sample evaluation; records per client fixed):", "",
                 _table(["clients", "records/task", "workers", "round wall s", "training stage wall s",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import logging
@@ -111,7 +112,25 @@ def _handle(kind: str, msg: Message, context: Context) -> Message:
         metrics["loss"] = float("nan")
     log.info("client %d %s round %d done in %.1fs%s", rt.client_id, kind, rt.rnd, metrics["time_s"],
              f" (loss {metrics['loss']:.3f})" if "loss" in metrics else "")
+    release_free_memory()
     return Message(content, reply_to=msg)
+
+
+@lru_cache(maxsize=1)
+def _libc_malloc_trim():
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to release this way
+        return None
+
+
+def release_free_memory() -> None:
+    """Hand the heap memory a message freed back to the OS (glibc keeps it otherwise). Measured on
+    SmolLM2-135M fp32 serving four clients' training in one process: resident memory between messages
+    1.84-2.25 GB without, 1.16 GB with (docs/benchmark.md); it costs milliseconds."""
+    trim = _libc_malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 @app.train()
