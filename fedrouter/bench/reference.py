@@ -27,6 +27,7 @@ def measure(preset: str, overrides: list[str], tmp: str) -> dict[str, Any]:
     from fedrouter.bench import runs
     from fedrouter.bench.inference import roofline
     from fedrouter.models.backbone import get_backbone
+    from fedrouter.runtime.server_app import run_traffic
     from fedrouter.runtime.simulate import build_config
 
     cfg = build_config(preset, [*overrides, f"output_dir={tmp}", "sim_alias=reference"])
@@ -55,7 +56,7 @@ def measure(preset: str, overrides: list[str], tmp: str) -> dict[str, Any]:
         "loads_per_worker": sorted(loads.values()),
         "adapter_message_mb": max(train_up) / 1e6 if train_up else 0.0,
         "largest_message_down_mb": max(down) / 1e6 if down else 0.0,
-        "communication_mb": sum(r["comm"]["down_bytes"] + r["comm"]["up_bytes"] for r in rows) / 1e6,
+        "communication_mb": run_traffic(rows)["total_bytes"] / 1e6,
         "phases": phases,
         "generation_share": phases.get("generate", 0.0) / worker_s if worker_s else 0.0,
         "roofline": line,

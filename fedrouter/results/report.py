@@ -309,12 +309,10 @@ def seen_unseen_section(runs: list[Run], scenarios: list[str], reference: str) -
         means.append([m, f"{np.mean(vals):.4f}" if vals else DASH, str(len(vals))])
     # paired over every (scenario, seed) both methods completed: the left-out tasks pooled
     pooled = []
+    paired = paired_differences(runs, "rouge1/unseen", reference)
     for m in methods:
-        if m == reference:
-            continue
-        diffs = [d for s in with_unseen for d in paired_differences(
-            [r for r in runs if r.scenario == s], "rouge1/unseen", reference).get((s, m), (None, {}))[1].values()]
-        if diffs:
+        diffs = [d for s in with_unseen if (s, m) in paired for d in paired[(s, m)][1].values()]
+        if m != reference and diffs:
             pooled.append([m, str(paired_interval(diffs))])
     paired_text = ["", f"Paired difference {reference} - baseline of the unseen-task ROUGE-1 over every (scenario, "
                    "seed) pair both completed: mean [95 % t interval] (n pairs); * = the interval excludes 0:", "",
@@ -361,12 +359,16 @@ def paired_csv(runs: list[Run], reference: str | None = None) -> str:
     reference = reference or default_algorithm()
     rows = []
     extra = [k for k in ("rouge1/seen", "rouge1/unseen") if any(k in r.results["final"] for r in runs)]
-    order = {s: i for i, s in enumerate(ordered({r.scenario for r in runs}, SCENARIOS))}
-    methods = {m: i for i, m in enumerate(ordered({r.method for r in runs}, method_order()))}
+    scenarios = ordered({r.scenario for r in runs}, SCENARIOS)
+    methods = ordered({r.method for r in runs}, method_order())
     for key in (*ROUGE_KEYS, *extra):
         paired = paired_differences(runs, key, reference)
-        for (s, m), (p, diffs) in sorted(paired.items(), key=lambda item: (order[item[0][0]], methods[item[0][1]])):
-            rows.append([s, m, key, p.mean, p.std, p.n, p.low, p.high, " ".join(f"{k}:{v:.6f}" for k, v in diffs.items())])
+        for s in scenarios:
+            for m in methods:
+                if (s, m) in paired:
+                    p, diffs = paired[(s, m)]
+                    rows.append([s, m, key, p.mean, p.std, p.n, p.low, p.high,
+                                 " ".join(f"{k}:{v:.6f}" for k, v in diffs.items())])
     return _csv(["scenario", "baseline", "metric", f"{reference}_minus_baseline", "std", "n_seeds", "ci95_low",
                  "ci95_high", "per_seed"], rows)
 

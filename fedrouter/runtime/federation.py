@@ -97,7 +97,6 @@ class Federation:
         # score) then do not depend on which worker answered first.
         return dict(sorted(good.items())), failed
 
-
     def take_traffic(self) -> dict:
         """Tensor bytes exchanged since the last call: {"down_bytes", "up_bytes", "clients": {id: [down,
         up]}}, then reset. Down = server to client, up = client to server."""
