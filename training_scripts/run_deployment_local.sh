@@ -16,6 +16,8 @@ tls=${tls:-false}                             # true: TLS between SuperNodes/CLI
 supernode_auth=${supernode_auth:-false}       # true: only registered SuperNodes may connect (implies tls=true)
 certs_dir=${certs_dir:-}                      # ca.crt, server.pem, server.key (+ supernode_<i> keys); default: made here
 startup_timeout=${startup_timeout:-180}       # seconds to wait for the SuperLink and the SuperNodes
+warm_clientapp=${warm_clientapp:-true}        # true: one long-running ClientApp process per SuperNode (one base-model
+                                              # load per SuperNode); false: Flower's new process per message
 
 set -eu
 cd "$(dirname "$0")/.."
@@ -150,10 +152,18 @@ while [ "$i" -lt "$num_supernodes" ]; do
   fi
   state_dir="$client_state_root/supernode_$i"
   mkdir -p "$state_dir"
+  isolation=subprocess
+  [ "$warm_clientapp" = true ] && isolation=process
   # shellcheck disable=SC2086
   FLWR_HOME="$work_dir/supernode_$i" start "supernode_$i" flower-supernode $supernode_security $auth \
-    --superlink "127.0.0.1:$superlink_port" --port $((supernode_port + i)) \
+    --superlink "127.0.0.1:$superlink_port" --port $((supernode_port + i)) --isolation "$isolation" \
     --node-config "partition-id=$i num-partitions=$num_supernodes client-state-dir='$state_dir'"
+  if [ "$warm_clientapp" = true ]; then
+    # Runs this SuperNode's ClientApp tasks one after another in one process (fedrouter/runtime/clientapp_worker.py)
+    supernode_pid=$(awk -v n="supernode_$i" '$1 == n {print $2}' "$pids_file")
+    FLWR_HOME="$work_dir/supernode_$i" start "clientapp_$i" python -m fedrouter.runtime.clientapp_worker \
+      --runtime-api-address "127.0.0.1:$((supernode_port + i))" --insecure --parent-pid "$supernode_pid"
+  fi
   i=$((i + 1))
 done
 deadline=$(($(date +%s) + startup_timeout))
