@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="only one run with this preset (e.g. configs/bench-reference.toml): wall time, peak "
                         "memory of the driver and of every worker, base-model loads, bytes per adapter message, "
                         "phases and the decoding roofline, beside the reference code's figures")
+    parser.add_argument("--deployment", action="store_true",
+                        help="only the same FedRouter run on the simulation and on the Deployment Engine on loopback "
+                        "(SuperLink + one SuperNode per client): round wall times side by side and their ratio")
     parser.add_argument("overrides", nargs="*", help="key=value settings for the runs (e.g. client_resources_cpus=2)")
     args = parser.parse_args(argv)
     logging.getLogger("fedrouter").setLevel(logging.WARNING)
@@ -43,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return reference_main(args.reference, args.overrides, Path(args.out),
                               " " + " ".join(argv if argv is not None else sys.argv[1:]))
+    if args.deployment:
+        from fedrouter.bench.deployment import main as deployment_main
+
+        return deployment_main(args.overrides, Path(args.out), " " + " ".join(argv if argv is not None else sys.argv[1:]))
     scaling = [int(x) for x in (args.scaling or ("4,8" if args.quick else "4,8,16,32,64")).split(",") if x]
     server_clients = args.server_clients or (200 if args.quick else 1000)
     with tempfile.TemporaryDirectory(prefix="fedrouter-bench-") as tmp:
