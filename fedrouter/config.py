@@ -306,6 +306,13 @@ def flat_defaults() -> dict[str, Any]:
     return out
 
 
+def flwr_app_defaults() -> dict[str, Any]:
+    """pyproject's [tool.flwr.app.config]: `flwr run` passes every key listed there, so a key written at
+    its default there counts as set. `router` and `test_distribution` are written empty (= their
+    default unless `evaluation_mode` implies another), so `--run-config "evaluation_mode='global'"` works."""
+    return {**flat_defaults(), "router": "", "test_distribution": ""}
+
+
 def common_fields() -> list[dataclasses.Field]:
     """RunConfig's own settings: every field but `alg`, the algorithm's settings object."""
     return [f for f in dataclasses.fields(RunConfig) if f.name != "alg"]

@@ -9,13 +9,19 @@ import pytest
 
 from conftest import REPO
 from fedrouter.algorithms.base import algorithms
-from fedrouter.config import ConfigError, RunConfig, flat_defaults, help_table
+from fedrouter.config import ConfigError, RunConfig, flat_defaults, flwr_app_defaults, help_table
 from fedrouter.validation import validate
 
 
 def test_pyproject_app_config_equals_code_defaults():
     app_cfg = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
-    assert app_cfg == flat_defaults()
+    assert app_cfg == flwr_app_defaults()
+    assert {k: v for k, v in app_cfg.items() if v != flat_defaults()[k]} == {"router": "", "test_distribution": ""}
+    # what `flwr run . --run-config "evaluation_mode='global'"` hands the ServerApp: every key listed
+    cfg = RunConfig.from_mapping({**app_cfg, "fed_alg": "fedrouter", "evaluation_mode": "global"})
+    assert (cfg.alg.router, cfg.test_distribution) == ("global", "all")
+    cfg = RunConfig.from_mapping({**app_cfg, "fed_alg": "fedrouter"})
+    assert (cfg.alg.router, cfg.test_distribution) == ("local", "same")
 
 
 def test_a_key_two_algorithms_share_has_one_default():
