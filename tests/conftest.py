@@ -66,13 +66,15 @@ def sent(monkeypatch):
 
 def arrays_in(log, kinds=("train", "evaluate")):
     """(direction, kind, round, client, record name, state) for every ArrayRecord exchanged."""
+    from fedrouter.algorithms.base import from_record
+
     for kind, rnd, contents, replies in log:
         if kind not in kinds:
             continue
         for direction, msgs in (("down", contents), ("up", replies)):
             for cid, content in msgs.items():
                 for name, record in content.array_records.items():
-                    yield direction, kind, rnd, cid, name, {k: v.numpy() for k, v in record.items()}
+                    yield direction, kind, rnd, cid, name, from_record(record)
 
 
 # --- what a client may send (issue: "only what an algorithm's spec sends leaves a client") ------------
@@ -109,7 +111,10 @@ def message_violations(fed_alg: str, kind: str, content: RecordDict, lora: dict[
         # The task names (columns of the diagnostics' task counts) are the data's task list, nothing per sample.
         if name == "meta" and "tasks" in record and not set(record["tasks"]) <= {"qqp", "gigaword", "samsum", "webnlg"}:
             bad.append(f"config meta.tasks={record['tasks']!r}")
-    shapes = {name: {k: tuple(v.shape) for k, v in record.items()} for name, record in content.array_records.items()}
+    from fedrouter.algorithms.base import from_record
+
+    shapes = {name: {k: tuple(v.shape) for k, v in from_record(record).items()}
+              for name, record in content.array_records.items()}
     if kind in ("train", "setup") and fed_alg != "local":
         if fed_alg == "fedrouter" and kind == "setup":
             cent = shapes.pop("centroids", {})

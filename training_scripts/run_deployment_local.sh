@@ -159,9 +159,10 @@ while [ "$i" -lt "$num_supernodes" ]; do
     --superlink "127.0.0.1:$superlink_port" --port $((supernode_port + i)) --isolation "$isolation" \
     --node-config "partition-id=$i num-partitions=$num_supernodes client-state-dir='$state_dir'"
   if [ "$warm_clientapp" = true ]; then
-    # Runs this SuperNode's ClientApp tasks one after another in one process (fedrouter/runtime/clientapp_worker.py)
+    # Runs this SuperNode's ClientApp tasks one after another in one process (fedrouter/runtime/clientapp_worker.py),
+    # niced as Ray nices its workers: the SuperLink and SuperNodes moving messages go first.
     supernode_pid=$(awk -v n="supernode_$i" '$1 == n {print $2}' "$pids_file")
-    FLWR_HOME="$work_dir/supernode_$i" start "clientapp_$i" python -m fedrouter.runtime.clientapp_worker \
+    FLWR_HOME="$work_dir/supernode_$i" start "clientapp_$i" nice -n 15 python -m fedrouter.runtime.clientapp_worker \
       --runtime-api-address "127.0.0.1:$((supernode_port + i))" --insecure --parent-pid "$supernode_pid"
   fi
   i=$((i + 1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,12 +24,40 @@ if TYPE_CHECKING:
 # --- records ------------------------------------------------------------------------------------
 
 
+LAYOUT = "_layout"  # in a packed record: JSON [[name, dtype, shape], ...] as uint8
+
+
 def to_record(state: AdapterState) -> ArrayRecord:
-    return ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in state.items()})
+    """The named arrays as one ArrayRecord, packed: one flat array per dtype plus a small layout array.
+    The values are the same; what changes is the number of objects on the wire. Flower's Deployment
+    Engine moves each array of a message as its own object with its own HTTP requests (SuperLink ->
+    SuperNode -> ClientApp process), so a LoRA adapter sent as its ~100-200 tensors took seconds to
+    pull and a FedRouter evaluation message with four adapters ~30 s (SmolLM2-135M, docs/benchmark.md)."""
+    arrays = {k: np.asarray(v) for k, v in state.items()}
+    if len(arrays) < 2:
+        return ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in arrays.items()})
+    layout, groups = [], {}
+    for name, a in arrays.items():
+        layout.append([name, a.dtype.str, list(a.shape)])
+        groups.setdefault(a.dtype.str, []).append(a.reshape(-1))
+    record = {f"_packed{dtype}": Array(np.concatenate(parts)) for dtype, parts in groups.items()}
+    record[LAYOUT] = Array(np.frombuffer(json.dumps(layout).encode(), dtype=np.uint8).copy())
+    return ArrayRecord(record)
 
 
 def from_record(record: ArrayRecord) -> AdapterState:
-    return {k: v.numpy() for k, v in record.items()}
+    if LAYOUT not in record:
+        return {k: v.numpy() for k, v in record.items()}
+    layout = json.loads(record[LAYOUT].numpy().tobytes().decode())
+    flat = {k: v.numpy() for k, v in record.items() if k != LAYOUT}
+    offsets = dict.fromkeys({dtype for _, dtype, _ in layout}, 0)
+    out = {}
+    for name, dtype, shape in layout:
+        n = int(np.prod(shape, dtype=np.int64))
+        start = offsets[dtype]
+        out[name] = flat[f"_packed{dtype}"][start:start + n].reshape(shape)
+        offsets[dtype] = start + n
+    return out
 
 
 def metrics_of(content: RecordDict) -> dict[str, float]:

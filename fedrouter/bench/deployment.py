@@ -1,7 +1,8 @@
 """`python -m fedrouter.bench --deployment [key=value ...]`: the same FedRouter run on the Simulation
 Engine and on the Deployment Engine on loopback (a SuperLink, one SuperNode per client, each with its
 long-running ClientApp process; training_scripts/run_deployment_local.sh), side by side: round wall
-times from each run's metrics.jsonl, base-model loads per process, whole-run wall. The ratio is
+times from each run's metrics.jsonl and how much of each is messaging (the stage's wall minus the
+slowest client's own message time), client phases, base-model loads per process, whole-run wall. The ratio is
 deployment round wall / simulation round wall over the federated rounds (the setup step, which loads
 the model and embeds and clusters the data in both, is reported beside it)."""
 
@@ -95,6 +96,21 @@ def stage_walls(rows: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
+def waiting(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Per stage: its wall time minus the slowest client's own message time (what the ClientApp
+    measured from receiving the message to replying), summed over the stage's message kinds: the time
+    spent getting messages to and from the clients rather than computing."""
+    out = {}
+    for r in rows:
+        t = r["timing"]
+        kinds = [(t["setup"]["wall_s"], t["setup"]["clients"])] if "setup" in t else []
+        if "setup" in t:
+            out["setup"] = sum(w - max((m["time_s"] for m in c.values()), default=0.0) for w, c in kinds)
+        kinds = [(t["train_wall_s"], t["train"])] + ([(t["evaluate_wall_s"], t["evaluate"])] if "evaluate" in t else [])
+        out[f"round {r['round']}"] = sum(w - max((m["time_s"] for m in c.values()), default=0.0) for w, c in kinds)
+    return out
+
+
 def compare(cfg: RunConfig, tmp: Path) -> dict[str, Any]:
     from fedrouter.bench import runs
     from fedrouter.results.run_folder import RunFolder
@@ -104,6 +120,7 @@ def compare(cfg: RunConfig, tmp: Path) -> dict[str, Any]:
     dep_wall = deployment_run(dep_cfg, tmp / "deployment-work")
     dep_rows = RunFolder(dep_cfg.run_dir).read_metrics()
     walls = {"simulation": stage_walls(sim.rows), "deployment": stage_walls(dep_rows)}
+    waits = {"simulation": waiting(sim.rows), "deployment": waiting(dep_rows)}
     rounds = [k for k in walls["simulation"] if k != "setup"]
     sim_rounds, dep_rounds = (sum(walls[e][k] for k in rounds) for e in ("simulation", "deployment"))
     final = {e: next(r["eval"]["rouge1"] for r in reversed(rows) if "eval" in r)
@@ -111,12 +128,15 @@ def compare(cfg: RunConfig, tmp: Path) -> dict[str, Any]:
     return {
         "config": cfg.to_dict(),
         "stages": walls,
+        "waiting": waits,
         "rounds_wall_s": {"simulation": sim_rounds, "deployment": dep_rounds},
         "ratio": dep_rounds / sim_rounds,
         "run_wall_s": {"simulation": sim.wall_s, "deployment": dep_wall},
         "loads": {"simulation": sorted(runs.workers(sim.rows).values()),
                   "deployment": sorted(runs.workers(dep_rows).values())},
         "final_rouge1": final,
+        # client phases summed over messages: where a difference in compute (not in messaging) shows
+        "phases": {"simulation": runs.phase_totals(sim.rows), "deployment": runs.phase_totals(dep_rows)},
     }
 
 
@@ -129,15 +149,21 @@ def markdown(r: dict[str, Any], argv: str) -> str:
            f"{c['num_clients']} clients ({c['num_clients']} SuperNodes in the deployment), {c['num_rounds']} rounds of "
            f"{c['max_steps']} steps x {c['batch_size']}, evaluation at round(s) {c['eval_round']} "
            f"({c['max_eval_size']} samples/client, {c['max_new_tokens']} new tokens).", "",
-           "| stage | simulation (s) | deployment (s) | ratio |", "| --- | --- | --- | --- |"]
-    out += [f"| {k} | {s[k]:.1f} | {d.get(k, float('nan')):.1f} | {d.get(k, float('nan')) / s[k]:.2f} |" for k in s]
+           "| stage | simulation (s) | deployment (s) | ratio | of which messaging: simulation / deployment (s) |",
+           "| --- | --- | --- | --- | --- |"]
+    ws, wd = r["waiting"]["simulation"], r["waiting"]["deployment"]
+    out += [f"| {k} | {s[k]:.1f} | {d.get(k, float('nan')):.1f} | {d.get(k, float('nan')) / s[k]:.2f} | "
+            f"{ws.get(k, 0.0):.1f} / {wd.get(k, 0.0):.1f} |" for k in s]
     rw = r["rounds_wall_s"]
-    out += [f"| **rounds** | {rw['simulation']:.1f} | {rw['deployment']:.1f} | **{r['ratio']:.2f}** ({ok}: <= {TARGET}) |",
+    out += [f"| **rounds** | {rw['simulation']:.1f} | {rw['deployment']:.1f} | **{r['ratio']:.2f}** ({ok}: <= {TARGET}) | |",
             "", f"Base-model loads per process: simulation {r['loads']['simulation']} (Ray workers), deployment "
             f"{r['loads']['deployment']} (one ClientApp process per SuperNode). Whole run including start-up and "
             f"shutdown: simulation {r['run_wall_s']['simulation']:.0f} s, deployment {r['run_wall_s']['deployment']:.0f} s. "
             f"Final ROUGE-1: simulation {r['final_rouge1']['simulation']:.4f}, deployment "
-            f"{r['final_rouge1']['deployment']:.4f}."]
+            f"{r['final_rouge1']['deployment']:.4f}.", "",
+            "| phase (worker-seconds, all messages) | simulation | deployment |", "| --- | --- | --- |"]
+    ps, pd = r["phases"]["simulation"], r["phases"]["deployment"]
+    out += [f"| {k} | {ps[k]:.1f} | {pd.get(k, 0.0):.1f} |" for k in ps if ps[k] or pd.get(k)]
     return "\n".join(out) + "\n"
 
 

@@ -151,9 +151,11 @@ def generation_efficiency(cfg: RunConfig, run_dir: Path, repeats: int = 2) -> di
             "roofline": roofline(backbone.model, min(ours), steps["steps"], steps["row_steps"])}
 
 
-def machine_limits(copy_mb: int = 256, matmul_n: int = 1024, repeats: int = 3) -> dict[str, float]:
-    """This process's measured memory bandwidth (bytes/s: a large tensor copy, read + write) and fp32
-    matmul throughput (FLOP/s: an n x n product), best of `repeats`, at torch's current thread count."""
+def machine_limits(copy_mb: int = 256, matmul_n: int = 1024, repeats: int = 3,
+                   dtype: torch.dtype = torch.float32) -> dict[str, float]:
+    """This process's measured memory bandwidth (bytes/s: a large tensor copy, read + write) and matmul
+    throughput in `dtype` (FLOP/s: an n x n product; bf16 has its own units on CPUs with AVX512-BF16/AMX),
+    best of `repeats`, at torch's current thread count."""
     src = torch.ones(copy_mb * 2**20 // 4)
     dst = torch.empty_like(src)
     best = float("inf")
@@ -162,14 +164,14 @@ def machine_limits(copy_mb: int = 256, matmul_n: int = 1024, repeats: int = 3) -
         dst.copy_(src)
         best = min(best, time.perf_counter() - t0)
     bandwidth = 2 * src.numel() * 4 / best
-    a, b = torch.randn(matmul_n, matmul_n), torch.randn(matmul_n, matmul_n)
+    a, b = torch.randn(matmul_n, matmul_n, dtype=dtype), torch.randn(matmul_n, matmul_n, dtype=dtype)
     best = float("inf")
     for _ in range(repeats + 1):
         t0 = time.perf_counter()
         torch.matmul(a, b)
         best = min(best, time.perf_counter() - t0)
     return {"bandwidth_gb_s": bandwidth / 1e9, "matmul_gflop_s": 2 * matmul_n**3 / best / 1e9,
-            "threads": torch.get_num_threads()}
+            "matmul_dtype": str(dtype).removeprefix("torch."), "threads": torch.get_num_threads()}
 
 
 def roofline(model, seconds: float, steps: int, row_steps: int) -> dict[str, Any]:
@@ -178,7 +180,9 @@ def roofline(model, seconds: float, steps: int, row_steps: int) -> dict[str, Any
     = 2 x parameters x rows / matmul throughput); the floor of the measured steps is the larger of the
     two totals. Fraction = floor / measured generation seconds (which also holds the
     prompts' prefill, tokenization and sampling: an upper bound on the waste, not all of it decoding)."""
-    limits = machine_limits()
+    floats = [p.dtype for p in model.parameters() if p.is_floating_point()]
+    compute_dtype = max(set(floats), key=floats.count) if floats else torch.float32  # the weights' main dtype
+    limits = machine_limits(dtype=compute_dtype)
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     params = sum(p.numel() for p in model.parameters())  # 4-bit: packed storage, counted as stored
     memory_s = steps * weight_bytes / (limits["bandwidth_gb_s"] * 1e9)

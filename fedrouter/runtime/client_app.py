@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from threadpoolctl import threadpool_limits
 
 from fedrouter.algorithms.base import ClientRuntime, get_algorithm
 from fedrouter.algorithms.client_state import ClientStore
@@ -82,6 +83,10 @@ def runtime(msg: Message, context: Context) -> ClientRuntime:
     # differ in their last bits, and a deployment run would not reproduce the simulation's numbers.
     if torch.get_num_threads() != cfg.client_resources_cpus:
         torch.set_num_threads(cfg.client_resources_cpus)
+    # The same for the other thread pools (OpenMP, BLAS: numpy, scikit-learn, bitsandbytes). Ray sets
+    # OMP_NUM_THREADS in its workers; a SuperNode's ClientApp process has no such limit, and several
+    # of them on one machine would each start a thread per core and spin against each other.
+    threadpool_limits(cfg.client_resources_cpus)
     backbone = get_backbone(cfg)
     # Data and tokenized examples are built once per client per process and reused every round.
     data, examples = _client_examples(cfg, cid)

@@ -23,12 +23,11 @@ module imports only Flower and the standard library; any other code it runs is t
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import signal
 import sys
 import time
-from logging import DEBUG, ERROR, INFO
+from logging import ERROR, INFO
 from pathlib import Path
 
 from flwr.app import Message
@@ -125,13 +124,16 @@ class Worker:
         message = reply = context = None
         sub_status, details = SubStatus.FAILED, "ClientApp task failed due to unknown reason"
         t0 = time.perf_counter()
+        marks = {}
         try:
             heartbeat.start()
             message, context, run, fab = pull_task_input(client)
+            marks["pull"] = time.perf_counter()
             if fab.hash_str != self.fab_hash:
                 install_from_fab(fab.content, skip_prompt=True)
             app = self.load_app(run.fab_id, run.fab_version, fab.hash_str)
             reply = app(message=message, context=context)
+            marks["run"] = time.perf_counter()
             sub_status, details = SubStatus.COMPLETED, ""
         except Exception as ex:  # pylint: disable=broad-exception-caught
             code, reason = ErrorCode.CLIENT_APP_RAISED_EXCEPTION, f"{type(ex)}:<'{ex}'>"
@@ -148,14 +150,21 @@ class Worker:
                     push_message(client, reply, context)
             except Exception as ex:  # pylint: disable=broad-exception-caught
                 log(ERROR, "Failed to push reply message", exc_info=ex)
+            marks["push"] = time.perf_counter()
             push_task_output(client=client, context=context, sub_status=sub_status, details=details)
             if heartbeat.is_running:
                 heartbeat.stop()
             client.close()
             self.tasks += 1
             del message, reply, context
-            gc.collect()
-        log(DEBUG, "[clientapp-worker] task %d (%s) in %.1fs", self.tasks, sub_status, time.perf_counter() - t0)
+        # seconds: pulling the message, running the ClientApp, pushing the reply, the rest (context, cleanup)
+        prev, parts = t0, []
+        for name in ("pull", "run", "push"):
+            if name in marks:
+                parts.append(f"{name} {marks[name] - prev:.2f}s")
+                prev = marks[name]
+        log(INFO, "[clientapp-worker] task %d %s in %.2fs (%s, rest %.2fs)", self.tasks, sub_status,
+            time.perf_counter() - t0, ", ".join(parts), time.perf_counter() - prev)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

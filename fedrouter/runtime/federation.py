@@ -12,7 +12,7 @@ import numpy as np
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
-from fedrouter.algorithms.base import from_record, meta_of, metrics_of
+from fedrouter.algorithms.base import LAYOUT, from_record, meta_of, metrics_of
 from fedrouter.config import ConfigError
 from fedrouter.steps.aggregate import non_finite_keys
 
@@ -126,7 +126,7 @@ def tensor_bytes(content: RecordDict) -> int:
     """Bytes of the tensor values in a message's array records (what an algorithm sends: adapters,
     centroids, ...); serialization headers and the small config/metric records are not counted."""
     return sum(int(np.prod(arr.shape, dtype=np.int64)) * np.dtype(arr.dtype).itemsize
-               for record in content.array_records.values() for arr in record.values())
+               for record in content.array_records.values() for name, arr in record.items() if name != LAYOUT)
 
 
 def screen(content: RecordDict) -> str | None:

@@ -4,9 +4,10 @@ specification allows (the baselines are checked inside their own tests in the pe
 from __future__ import annotations
 
 import pytest
+from flwr.app import RecordDict
 
 from conftest import assert_clients_sent_only_what_is_allowed, message_violations, tiny_settings
-from fedrouter.algorithms.base import reply
+from fedrouter.algorithms.base import from_record, reply
 from fedrouter.runtime.simulate import simulate
 
 SHORT = dict(num_rounds=2, eval_round="2", max_steps=2, max_new_tokens=4)
@@ -26,8 +27,8 @@ def test_fedrouter_sends_centroids_counts_and_adapters_only(tmp_path, sent, diag
     assert assert_clients_sent_only_what_is_allowed(sent, cfg) == 4 * 4  # setup, 2 train rounds, evaluation
     setup = next(replies for kind, _, _, replies in sent if kind == "setup")
     for content in setup.values():
-        arrays = content["centroids"]
-        assert arrays["centroids"].shape[0] == 2 and arrays["counts"].numpy().sum() == 64  # k x d, not n x d
+        arrays = from_record(content["centroids"])
+        assert arrays["centroids"].shape[0] == 2 and arrays["counts"].sum() == 64  # k x d, not n x d
         assert ("task_counts" in arrays) == diagnostics  # aggregate task-label counts only when asked
     evals = next(replies for kind, _, _, replies in sent if kind == "evaluate")
     assert all(any(k.startswith("route/") for k in c["metrics"]) == diagnostics for c in evals.values())
@@ -47,3 +48,27 @@ def test_the_checker_catches_what_must_not_leave(tmp_path):
     assert message_violations("fedit", "evaluate", reply({"rouge1": 0.5, "label_of_sample_3": 1.0}), lora)
     embeddings = reply({"k_local": 2.0}, {"centroids": {"centroids": np.zeros((2, 16)), "embeddings": np.zeros((40, 16))}})
     assert message_violations("fedrouter", "setup", embeddings, lora)  # per-sample embeddings beside centroids
+
+
+def test_records_pack_arrays_and_give_them_back_bitwise():
+    """Adapters travel as one flat array per dtype plus a layout (few objects on the Deployment Engine's
+    wire); what comes out is the same names, shapes, dtypes and bits."""
+    import numpy as np
+
+    from fedrouter.algorithms.base import LAYOUT, to_record
+    from fedrouter.runtime.federation import tensor_bytes
+
+    rng = np.random.default_rng(0)
+    state = {f"layer{i}.lora_{ab}.weight": rng.standard_normal((3, 5) if ab == "A" else (5, 3)).astype(np.float32)
+             for i in range(40) for ab in "AB"}
+    state.update(counts=np.arange(4), scalar=np.float64(2.5), empty=np.zeros((0, 7), np.float32))
+    record = to_record(state)
+    assert len(record) == 4 and LAYOUT in record  # float32, int64, float64 + the layout: not 83 arrays
+    back = from_record(record)
+    assert list(back) == list(state)
+    for k, v in state.items():
+        assert back[k].dtype == v.dtype and back[k].shape == np.shape(v) and back[k].tobytes() == np.asarray(v).tobytes()
+    content = RecordDict({"adapter": record})
+    assert tensor_bytes(content) == sum(np.asarray(v).nbytes for v in state.values())  # the layout is not counted
+    single = to_record({"w": state["counts"]})  # one array: sent as it is
+    assert list(single) == ["w"] and from_record(single)["w"].tolist() == [0, 1, 2, 3]

@@ -135,11 +135,17 @@ def test_roofline_arithmetic_and_measured_limits(monkeypatch):
     limits = inference.machine_limits(copy_mb=16, matmul_n=256, repeats=1)
     assert limits["bandwidth_gb_s"] > 0 and limits["matmul_gflop_s"] > 0
     # a 1,000-parameter fp32 "model": 4,000 bytes per step; at 1 GB/s and 1 GFLOP/s, 10 steps of 8 rows
-    monkeypatch.setattr(inference, "machine_limits", lambda: {"bandwidth_gb_s": 1.0, "matmul_gflop_s": 1.0, "threads": 1})
+    assert inference.machine_limits(copy_mb=16, matmul_n=256, repeats=1, dtype=torch.bfloat16)["matmul_dtype"] == "bfloat16"
+    asked = []
+    monkeypatch.setattr(inference, "machine_limits", lambda dtype: asked.append(dtype) or {
+        "bandwidth_gb_s": 1.0, "matmul_gflop_s": 1.0, "threads": 1})
     model = torch.nn.Linear(10, 100, bias=False)
     r = inference.roofline(model, seconds=1e-4, steps=10, row_steps=80)
     assert r["memory_floor_s"] == 10 * 4000 / 1e9 and r["compute_floor_s"] == 2 * 1000 * 80 / 1e9
     assert r["bound"] == "compute" and r["fraction"] == r["compute_floor_s"] / 1e-4
+    # a bf16 model: half the bytes per step, and the throughput is measured in bf16
+    r = inference.roofline(model.to(torch.bfloat16), seconds=1e-4, steps=10, row_steps=80)
+    assert r["memory_floor_s"] == 10 * 2000 / 1e9 and asked == [torch.float32, torch.bfloat16]
 
 
 def test_the_reference_configuration_command_reports_what_the_reference_was_measured_by(tmp_path):
