@@ -8,9 +8,7 @@ the model and embeds and clusters the data in both, is reported beside it)."""
 
 from __future__ import annotations
 
-import datetime
 import os
-import platform
 import shlex
 import socket
 import subprocess
@@ -21,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from fedrouter.config import RunConfig, flat_defaults
-from fedrouter.utils.io import atomic_write_json, atomic_write_text
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCHER = REPO / "training_scripts" / "run_deployment_local.sh"
@@ -99,14 +96,16 @@ def waiting(rows: list[dict[str, Any]]) -> dict[str, float]:
     """Per stage: its wall time minus the slowest client's own message time (what the ClientApp
     measured from receiving the message to replying), summed over the stage's message kinds: the time
     spent getting messages to and from the clients rather than computing."""
+    def gap(wall: float, clients: dict) -> float:
+        return wall - max((m["time_s"] for m in clients.values()), default=0.0)
+
     out = {}
     for r in rows:
         t = r["timing"]
-        kinds = [(t["setup"]["wall_s"], t["setup"]["clients"])] if "setup" in t else []
         if "setup" in t:
-            out["setup"] = sum(w - max((m["time_s"] for m in c.values()), default=0.0) for w, c in kinds)
-        kinds = [(t["train_wall_s"], t["train"])] + ([(t["evaluate_wall_s"], t["evaluate"])] if "evaluate" in t else [])
-        out[f"round {r['round']}"] = sum(w - max((m["time_s"] for m in c.values()), default=0.0) for w, c in kinds)
+            out["setup"] = gap(t["setup"]["wall_s"], t["setup"]["clients"])
+        out[f"round {r['round']}"] = gap(t["train_wall_s"], t["train"]) + (
+            gap(t["evaluate_wall_s"], t["evaluate"]) if "evaluate" in t else 0.0)
     return out
 
 
@@ -169,9 +168,7 @@ def markdown(r: dict[str, Any], argv: str) -> str:
 
 
 def main(overrides: list[str], out: Path, argv: str) -> int:
-    import torch
-
-    from fedrouter.bench.report import verdicts
+    from fedrouter.bench.report import verdicts, write_report
     from fedrouter.runtime.simulate import parse_overrides
 
     cfg = RunConfig.from_mapping({"router": "global", "test_distribution": "all", "num_rounds": 2, "eval_round": "2",
@@ -179,12 +176,5 @@ def main(overrides: list[str], out: Path, argv: str) -> int:
     with tempfile.TemporaryDirectory(prefix="fedrouter-bench-deployment-") as tmp:
         report = compare(cfg, Path(tmp))
     report["ratios"] = verdicts({"deployment": report["ratio"]}, cfg.num_clients)
-    report["date"] = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    report["machine"] = (f"{os.cpu_count()} CPUs, {platform.machine()}, torch {torch.__version__}, load average "
-                         f"{os.getloadavg()[0]:.1f} at the end")
-    text = markdown(report, argv)
-    atomic_write_json(out / "bench_deployment.json", report)
-    atomic_write_text(out / "bench_deployment.md", text)
-    print(text)
-    print(f"(written to {out / 'bench_deployment.json'} and {out / 'bench_deployment.md'})")
+    write_report(out, "bench_deployment", report, lambda r: markdown(r, argv))
     return 0

@@ -6,15 +6,10 @@ the decoding roofline of its generation."""
 
 from __future__ import annotations
 
-import datetime
-import os
-import platform
 import resource
 import tempfile
 from pathlib import Path
 from typing import Any
-
-from fedrouter.utils.io import atomic_write_json, atomic_write_text
 
 # The reference code on this configuration (the speed issue's measurements, 2 cores, two runs).
 REFERENCE = {"wall_s": (549.0, 558.0), "driver_peak_gb": 10.0, "loads": 39, "adapter_message_mb": 228.0,
@@ -89,17 +84,10 @@ def markdown(r: dict[str, Any], argv: str) -> str:
 
 
 def main(preset: str, overrides: list[str], out: Path, argv: str) -> int:
-    import torch
+    from fedrouter.bench.report import write_report
 
     with tempfile.TemporaryDirectory(prefix="fedrouter-bench-reference-") as tmp:
         report = measure(preset, overrides, tmp)
-    report["date"] = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    report["machine"] = (f"{os.cpu_count()} CPUs, {platform.machine()}, torch {torch.__version__}, load average "
-                         f"{os.getloadavg()[0]:.1f} at the end")
     report["reference"] = REFERENCE
-    text = markdown(report, argv)
-    atomic_write_json(out / "bench_reference.json", report)
-    atomic_write_text(out / "bench_reference.md", text)
-    print(text)
-    print(f"(written to {out / 'bench_reference.json'} and {out / 'bench_reference.md'})")
+    write_report(out, "bench_reference", report, lambda r: markdown(r, argv))
     return 0

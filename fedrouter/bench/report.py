@@ -116,3 +116,26 @@ def markdown(r: dict[str, Any]) -> str:
             f"which {sv['of_which_deserialization_s']:.2f} s is Flower deserializing them (`Array.numpy`). With "
             "`diagnostics=true` the server also computes the silhouette curve over k_range (7 more k-means fits)."]
     return "\n".join(out) + "\n"
+
+
+def write_report(out, name: str, report: dict[str, Any], render) -> None:
+    """Stamp a one-measurement bench report (`--reference`, `--deployment`) with the date and machine,
+    write <name>.json and <name>.md (render(report) -> markdown) into `out`, and print the markdown."""
+    import datetime
+    import os
+    import platform
+    from pathlib import Path
+
+    import torch
+
+    from fedrouter.utils.io import atomic_write_json, atomic_write_text
+
+    report["date"] = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    report["machine"] = (f"{os.cpu_count()} CPUs, {platform.machine()}, torch {torch.__version__}, load average "
+                         f"{os.getloadavg()[0]:.1f} at the end")
+    text = render(report)
+    out = Path(out)
+    atomic_write_json(out / f"{name}.json", report)
+    atomic_write_text(out / f"{name}.md", text)
+    print(text)
+    print(f"(written to {out / f'{name}.json'} and {out / f'{name}.md'})")

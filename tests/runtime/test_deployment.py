@@ -7,9 +7,7 @@ import json
 import os
 import shlex
 import shutil
-import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,6 +18,7 @@ from flwr.app import Context, RecordDict
 
 from conftest import REPO, metrics_without_timings, tiny_settings
 from fedrouter.algorithms.client_state import ClientState, ClientStore
+from fedrouter.bench.deployment import flower_env, free_ports, run_config_arg
 from fedrouter.config import flat_defaults
 from fedrouter.runtime.client_app import store_root
 from fedrouter.runtime.simulate import backend_config, simulate
@@ -31,34 +30,6 @@ FEDROUTER_TINY = dict(fed_alg="fedrouter", evaluation_mode="global", global_n_cl
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def free_ports(n: int) -> int:
-    """First of `n` consecutive free TCP ports on 127.0.0.1."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + n < 65000 and all(_port_free(base + i) for i in range(n)):
-            return base
-    raise RuntimeError(f"no block of {n} free ports")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def flower_env(**extra: str) -> dict[str, str]:
-    """This checkout on PYTHONPATH (for every Flower process), offline, no telemetry."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1",
-           "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1", "PYTHONUNBUFFERED": "1"}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return {**env, **extra}
 
 
 class ProcessTree:
@@ -119,16 +90,6 @@ def processes_mentioning(*needles: str) -> list[str]:
         if p.pid != os.getpid() and any(n in cmd for n in needles) and _alive(p):
             out.append(f"{p.pid} {cmd[:120]}")
     return out
-
-
-def run_config_arg(settings: dict) -> str:
-    """flwr's --run-config string (TOML values) for these settings."""
-    def toml(v):
-        if isinstance(v, bool):
-            return str(v).lower()
-        return repr(str(v)) if isinstance(v, str) else str(v)
-
-    return " ".join(f"{k}={toml(v)}" for k, v in settings.items())
 
 
 @pytest.fixture(scope="module")
