@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deployment", action="store_true",
                         help="only the same FedRouter run on the simulation and on the Deployment Engine on loopback "
                         "(SuperLink + one SuperNode per client): round wall times side by side and their ratio")
+    parser.add_argument("--config", metavar="PRESET",
+                        help="with --deployment: a TOML preset for the compared run (e.g. configs/real-smollm2.toml); "
+                        "key=value overrides win over it")
     parser.add_argument("overrides", nargs="*", help="key=value settings for the runs (e.g. client_resources_cpus=2)")
     args = parser.parse_args(argv)
     logging.getLogger("fedrouter").setLevel(logging.WARNING)
@@ -49,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.deployment:
         from fedrouter.bench.deployment import main as deployment_main
 
-        return deployment_main(args.overrides, Path(args.out), " " + " ".join(argv if argv is not None else sys.argv[1:]))
+        return deployment_main(args.overrides, Path(args.out), " " + " ".join(argv if argv is not None else sys.argv[1:]),
+                               preset=args.config)
+    if args.config:
+        parser.error("--config applies to --deployment only (--reference takes its preset as its value)")
     scaling = [int(x) for x in (args.scaling or ("4,8" if args.quick else "4,8,16,32,64")).split(",") if x]
     server_clients = args.server_clients or (200 if args.quick else 1000)
     with tempfile.TemporaryDirectory(prefix="fedrouter-bench-") as tmp:

@@ -167,12 +167,20 @@ def markdown(r: dict[str, Any], argv: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def main(overrides: list[str], out: Path, argv: str) -> int:
-    from fedrouter.bench.report import verdicts, write_report
-    from fedrouter.runtime.simulate import parse_overrides
+def bench_config(preset: str | None, overrides: list[str]) -> RunConfig:
+    """The compared run: FedRouter with a global router, 2 rounds, evaluation at round 2, unless the
+    preset (a TOML file, as `--config` of the simulation) or the key=value overrides say otherwise
+    (overrides win over the preset)."""
+    from fedrouter.runtime.simulate import load_preset, parse_overrides
 
-    cfg = RunConfig.from_mapping({"router": "global", "test_distribution": "all", "num_rounds": 2, "eval_round": "2",
-                                  "sim_alias": "deployment_bench", **parse_overrides(overrides)})
+    return RunConfig.from_mapping({"router": "global", "test_distribution": "all", "num_rounds": 2, "eval_round": "2",
+                                   "sim_alias": "deployment_bench", **load_preset(preset), **parse_overrides(overrides)})
+
+
+def main(overrides: list[str], out: Path, argv: str, preset: str | None = None) -> int:
+    from fedrouter.bench.report import verdicts, write_report
+
+    cfg = bench_config(preset, overrides)
     with tempfile.TemporaryDirectory(prefix="fedrouter-bench-deployment-") as tmp:
         report = compare(cfg, Path(tmp))
     report["ratios"] = verdicts({"deployment": report["ratio"]}, cfg.num_clients)
