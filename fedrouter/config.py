@@ -101,7 +101,7 @@ class RunConfig:
     eval_round: str = _f("0,5,10,20", "comma-separated rounds at which to evaluate (and save adapters); 0 = the base model before training (zero-shot)")
     batch_size_eval: int = _f(32, "prompts per generation batch")
     max_new_tokens: int = _f(40, "generation length cap")
-    generation_batching: str = _f("auto", "test samples routed to several adapters: mixed = one batch per client with each row's own adapter (PEFT mixed-adapter batches), grouped = one routed group after another, auto = whichever measured decode steps say is faster")
+    generation_batching: str = _f("auto", "test samples routed to several adapters: mixed = one batch per client with each row's own adapter (batched per-row LoRA; PEFT's mixed-adapter batches for LoRA variants it does not cover), grouped = one routed group after another, auto = whichever measured decode steps say is faster")
     # --- algorithm ------------------------------------------------------------------------------
     fed_alg: str = _f("", "the algorithm; empty = the proposed one (FedRouter); each algorithm's own settings are listed below")
     # --- run ------------------------------------------------------------------------------------
