@@ -171,10 +171,10 @@ def bench_config(preset: str | None, overrides: list[str]) -> RunConfig:
     """The compared run: FedRouter with a global router, 2 rounds, evaluation at round 2, unless the
     preset (a TOML file, as `--config` of the simulation) or the key=value overrides say otherwise
     (overrides win over the preset)."""
-    from fedrouter.runtime.simulate import load_preset, parse_overrides
+    from fedrouter.runtime.simulate import build_config
 
-    return RunConfig.from_mapping({"router": "global", "test_distribution": "all", "num_rounds": 2, "eval_round": "2",
-                                   "sim_alias": "deployment_bench", **load_preset(preset), **parse_overrides(overrides)})
+    return build_config(preset, overrides, defaults={"router": "global", "test_distribution": "all", "num_rounds": 2,
+                                                     "eval_round": "2", "sim_alias": "deployment_bench"})
 
 
 def main(overrides: list[str], out: Path, argv: str, preset: str | None = None) -> int:

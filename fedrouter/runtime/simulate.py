@@ -42,8 +42,9 @@ def load_preset(path: str | None) -> dict[str, Any]:
     return data.get("tool", {}).get("flwr", {}).get("app", {}).get("config", data)
 
 
-def build_config(preset: str | None, overrides: list[str]) -> RunConfig:
-    values = {**load_preset(preset), **parse_overrides(overrides)}
+def build_config(preset: str | None, overrides: list[str], defaults: dict[str, Any] | None = None) -> RunConfig:
+    """`defaults` (a caller's own, e.g. the bench's) < the preset < the key=value overrides."""
+    values = {**(defaults or {}), **load_preset(preset), **parse_overrides(overrides)}
     cfg = RunConfig.from_mapping(values)
     # Ray workers may run in another directory: make the run folder absolute.
     return cfg.replace(output_dir=str(Path(cfg.output_dir).expanduser().resolve()))
