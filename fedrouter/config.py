@@ -110,7 +110,8 @@ class RunConfig:
     sim_alias: str = _f("", "run name; the run folder is <output_dir>/<sim_alias>_seed<seed>; empty = <fed_alg>_<split_strategy>")
     resume: bool = _f(True, "continue from the last completed round when the run folder has a checkpoint")
     max_failure_rate: float = _f(0.5, "stop the run when more than this share of a round's clients fail")
-    inject_fault: str = _f("", "testing aid: 'client:round[:nan]' entries, comma-separated; that client's training raises (or returns NaN)")
+    reply_timeout: float = _f(0.0, "seconds the server waits for the clients' replies at each stage (setup, train, evaluate); a client that has not answered by then is a failed client of that round; 0 = wait without limit")
+    inject_fault: str = _f("", "testing aid: 'client:round[:nan|:hang]' entries, comma-separated; that client's training raises (or returns NaN, or sleeps 2 x reply_timeout before answering)")
     client_resources_cpus: int = _f(1, "CPUs per virtual client (Ray): workers = CPUs / this, each with this many torch threads (also the torch threads of a deployed ClientApp)")
     client_resources_gpus: float = _f(0.0, "GPUs per virtual client (Ray); fractions share a device")
     ray_address: str = _f("", "simulation: Ray cluster to run the clients on (host:port of its head, or auto); empty = start a private local Ray")
@@ -219,11 +220,14 @@ class RunConfig:
         return mods or None
 
     def fault_for(self, client_id: int, rnd: int) -> str | None:
-        """'raise' or 'nan' if inject_fault targets this client's training in this round."""
+        """'raise', 'nan' or 'hang' if inject_fault targets this client's training in this round."""
         for entry in filter(None, (e.strip() for e in self.inject_fault.split(","))):
             parts = entry.split(":")
+            mode = parts[2] if len(parts) > 2 else "raise"
+            if mode not in ("raise", "nan", "hang") or len(parts) > 3:
+                raise ValueError(entry)
             if int(parts[0]) == client_id and int(parts[1]) == rnd:
-                return parts[2] if len(parts) > 2 else "raise"
+                return mode
         return None
 
     def lr_at(self, rnd: int) -> float:

@@ -64,13 +64,16 @@ def problems(cfg: RunConfig, sources: bool = True) -> list[str]:
     check(cfg.max_new_tokens >= 1, f"max_new_tokens={cfg.max_new_tokens} must be >= 1")
     check(cfg.lr > 0 and 0 <= cfg.lr_min <= cfg.lr, f"lr={cfg.lr} must be > 0 and lr_min={cfg.lr_min} in [0, lr]")
     check(0 <= cfg.max_failure_rate <= 1, f"max_failure_rate={cfg.max_failure_rate} must be in [0, 1]")
+    check(cfg.reply_timeout >= 0, f"reply_timeout={cfg.reply_timeout} must be >= 0 seconds (0 = no limit)")
     check(cfg.client_resources_cpus >= 1, f"client_resources_cpus={cfg.client_resources_cpus} must be >= 1")
     check(cfg.client_resources_gpus >= 0, f"client_resources_gpus={cfg.client_resources_gpus} must be >= 0")
     check(not (cfg.load_in_4bit and cfg.load_in_8bit), "load_in_4bit and load_in_8bit cannot both be true")
     try:
         cfg.fault_for(-1, -1)
+        check(cfg.reply_timeout > 0 or ":hang" not in cfg.inject_fault,
+              f"inject_fault={cfg.inject_fault!r} uses hang, which needs reply_timeout > 0 (it is {cfg.reply_timeout})")
     except (ValueError, IndexError):
-        out.append(f"inject_fault={cfg.inject_fault!r} must be 'client:round[:nan]' entries, comma-separated")
+        out.append(f"inject_fault={cfg.inject_fault!r} must be 'client:round[:nan|:hang]' entries, comma-separated")
     out += cfg.alg.check(cfg)  # the algorithm's own settings, checked by its settings class
     if sources:
         out += source_problems(cfg, partition=not out)

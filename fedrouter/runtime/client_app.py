@@ -102,6 +102,8 @@ def _handle(kind: str, msg: Message, context: Context) -> Message:
         fault = rt.cfg.fault_for(rt.client_id, rt.rnd) if kind == "train" else None
         if fault == "raise":
             raise RuntimeError(f"injected fault (inject_fault={rt.cfg.inject_fault!r})")
+        if fault == "hang":  # answers, but only after the server has stopped waiting for it
+            time.sleep(2 * rt.cfg.reply_timeout)
         handler = {"train": client.train, "evaluate": client.evaluate, "setup": client.setup}[kind]
         content = handler(rt, msg.content)
     metrics = content["metrics"]

@@ -26,6 +26,8 @@ class Federation:
     def __init__(self, grid: Grid, config: Mapping, num_clients: int, wait_s: float = 300.0):
         self.grid = grid
         self.config = ConfigRecord(dict(config))
+        # seconds a stage waits for replies (0 = no limit); discovery waits at most wait_s
+        self.reply_timeout = float(config.get("reply_timeout", 0.0)) or None
         self.node_of: dict[int, int] = self._discover(num_clients, wait_s)
         # tensor bytes sent to / received from each client since the last take_traffic()
         self._down: dict[int, int] = defaultdict(int)
@@ -42,7 +44,7 @@ class Federation:
         msgs = [Message(self._content(RecordDict(), 0), dst_node_id=n, message_type=MessageType.QUERY) for n in nodes]
         node_of: dict[int, int] = {}
         problems: dict[str, list[int]] = {}
-        for rep in self.exchange(msgs):
+        for rep in self.exchange(msgs, timeout=wait_s):
             if rep.has_error():
                 raise RuntimeError(f"node {rep.metadata.src_node_id} failed discovery: {rep.error.reason}")
             cid = int(metrics_of(rep.content)["client_id"])
@@ -60,16 +62,21 @@ class Federation:
             log.warning("nodes with client ids %s are beyond num_clients=%d and stay idle", extra, num_clients)
         return {c: n for c, n in node_of.items() if c < num_clients}
 
-    def exchange(self, msgs: list[Message], poll_s: float = 0.1) -> list[Message]:
-        """Push the messages, then pull replies every `poll_s` until each has one: `Grid.send_and_receive`
-        with a short pull interval. (The Deployment Engine's grid sleeps 3 s between pulls, which
-        adds up to 3 s to every stage of a round; the simulation's pulls every 0.1 s.)"""
+    def exchange(self, msgs: list[Message], poll_s: float = 0.1, timeout: float | None = None) -> list[Message]:
+        """Push the messages, then pull replies every `poll_s` until each has one or `timeout` seconds
+        have passed (None = no limit): `Grid.send_and_receive` with a short pull interval. (The
+        Deployment Engine's grid sleeps 3 s between pulls, which adds up to 3 s to every stage of a
+        round; the simulation's pulls every 0.1 s.) A late reply is never pulled: the next stage
+        pulls only its own messages' replies."""
         pending = set(self.grid.push_messages(msgs))
+        deadline = None if timeout is None else time.monotonic() + timeout
         replies: list[Message] = []
         while pending:
             got = list(self.grid.pull_messages(pending))
             replies.extend(got)
             pending.difference_update(rep.metadata.reply_to_message_id for rep in got)
+            if pending and deadline is not None and time.monotonic() >= deadline:
+                break
             if pending:
                 time.sleep(poll_s)
         return replies
@@ -91,7 +98,7 @@ class Federation:
             self._down[cid] += tensor_bytes(content)
         good: dict[int, RecordDict] = {}
         failed: dict[int, str] = {}
-        for rep in self.exchange(msgs):
+        for rep in self.exchange(msgs, timeout=self.reply_timeout):
             cid = client_of.get(rep.metadata.src_node_id, -1)
             if rep.has_error():
                 failed[cid] = f"error: {rep.error.reason}".strip()
@@ -104,7 +111,7 @@ class Federation:
                 good[cid] = rep.content
         for cid in contents:
             if cid not in good and cid not in failed:
-                failed[cid] = "no reply"
+                failed[cid] = f"no reply within reply_timeout={self.reply_timeout:g} s" if self.reply_timeout else "no reply"
         for cid, reason in sorted(failed.items()):
             log.warning("round %d: client %d %s failed and is left out: %s", rnd, cid, kind, reason[:300])
         # Replies in client order, not arrival order: float sums over clients (FedAvg, the mean

@@ -80,3 +80,17 @@ def test_too_many_failures_stop_the_run(tmp_path):
                         max_failure_rate=0.5)
     with pytest.raises(Exception, match="3 of 4 clients failed"):
         simulate(cfg)
+
+
+def test_client_that_does_not_answer_in_time_is_left_out(tmp_path):
+    # client 1's round-1 training answers only after 2 x reply_timeout: the server stops waiting at
+    # reply_timeout and the round goes on with the other clients. (Flower's simulation engine itself
+    # still waits for the late worker before it returns; a deployed SuperLink does not.)
+    cfg = tiny_settings(tmp_path, fed_alg="fedit", num_rounds=2, eval_round="2", max_steps=1, max_new_tokens=4,
+                        reply_timeout=25, inject_fault="1:1:hang")
+    simulate(cfg)
+    rows = [json.loads(line) for line in (cfg.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["failures"] == {"1": "no reply within reply_timeout=25 s"}
+    assert 25 <= rows[0]["time_s"] < 50  # waited the timeout, not for the late reply
+    assert sorted(rows[0]["timing"]["train"]) == ["0", "2", "3"]
+    assert rows[1]["failures"] == {} and rows[1]["eval_failures"] == {} and "rouge1" in rows[1]["eval"]
