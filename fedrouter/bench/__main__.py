@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import logging
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -77,7 +75,7 @@ def run(tmp: str, scaling: list[int], server_clients: int, server_adapter: str, 
     import torch
 
     from fedrouter.bench import inference, memory, runs, server
-    from fedrouter.bench.report import verdicts
+    from fedrouter.bench.report import machine, verdicts
     from fedrouter.models.backbone import get_backbone
     from fedrouter.runtime.simulate import parse_overrides
 
@@ -115,9 +113,7 @@ def run(tmp: str, scaling: list[int], server_clients: int, server_adapter: str, 
     return {
         "argv": argv.rstrip(),
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, torch {torch.__version__}, "
-                   f"{'GPU ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}, "
-                   f"load average {os.getloadavg()[0]:.1f} at the end",
+        "machine": machine(),
         "run": (f"{cfg.fed_alg}, {cfg.model_name_or_path}, {cfg.num_clients} clients ({cfg.split_strategy} split), "
                 f"{cfg.max_steps} steps x {cfg.batch_size} per round, router {cfg.alg.router}, test "
                 f"distribution {cfg.test_distribution} ({cfg.max_eval_size} samples/client, "

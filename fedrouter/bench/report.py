@@ -118,21 +118,28 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def machine() -> str:
+    """The machine a bench report was measured on: CPUs, architecture, torch, GPU, and how loaded it was."""
+    import os
+    import platform
+
+    import torch
+
+    gpu = f"GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "no GPU"
+    return (f"{os.cpu_count()} CPUs, {platform.machine()}, torch {torch.__version__}, {gpu}, "
+            f"load average {os.getloadavg()[0]:.1f} at the end")
+
+
 def write_report(out, name: str, report: dict[str, Any], render) -> None:
     """Stamp a one-measurement bench report (`--reference`, `--deployment`) with the date and machine,
     write <name>.json and <name>.md (render(report) -> markdown) into `out`, and print the markdown."""
     import datetime
-    import os
-    import platform
     from pathlib import Path
-
-    import torch
 
     from fedrouter.utils.io import atomic_write_json, atomic_write_text
 
     report["date"] = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    report["machine"] = (f"{os.cpu_count()} CPUs, {platform.machine()}, torch {torch.__version__}, load average "
-                         f"{os.getloadavg()[0]:.1f} at the end")
+    report["machine"] = machine()
     text = render(report)
     out = Path(out)
     atomic_write_json(out / f"{name}.json", report)
