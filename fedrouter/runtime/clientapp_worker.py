@@ -85,15 +85,9 @@ class Worker:
 
     def restart_with(self, token: str) -> None:
         log(INFO, "[clientapp-worker] a task of another FAB: restarting this process to load its code")
-        args, skip = [], False
-        for a in self.argv:  # drop a previous --first-token
-            if skip or a == "--first-token":
-                skip = not skip
-                continue
-            args.append(a)
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execv(sys.executable, [sys.executable, "-m", MODULE, *args, "--first-token", token])
+        os.execv(sys.executable, restart_argv(self.argv, token))
 
     def load_app(self, fab_id: str, fab_version: str, fab_hash: str) -> ClientApp:
         if self.app is not None and fab_hash == self.fab_hash:
@@ -165,6 +159,20 @@ class Worker:
                 prev = marks[name]
         log(INFO, "[clientapp-worker] task %d %s in %.2fs (%s, rest %.2fs)", self.tasks, sub_status,
             time.perf_counter() - t0, ", ".join(parts), time.perf_counter() - prev)
+
+
+def restart_argv(argv: list[str], token: str) -> list[str]:
+    """The command line that restarts this worker with the same arguments and `token` as its first task
+    (a previous --first-token, in either argparse spelling, is dropped)."""
+    args, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--first-token":
+            skip = True
+        elif not a.startswith("--first-token="):
+            args.append(a)
+    return [sys.executable, "-m", MODULE, *args, "--first-token", token]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
