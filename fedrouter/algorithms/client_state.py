@@ -30,9 +30,16 @@ class ClientStore:
     """A client's own folder. In simulation it lives under the run folder's `clients/`, which the
     server never reads; in deployment each SuperNode passes its own `client-state-dir`."""
 
-    def __init__(self, root: Path, client_id: int, keep: int = 2):
+    def __init__(self, root: Path, client_id: int, keep: int = 2, run_id: int | None = None):
         self.dir = Path(root) / f"client_{client_id}"
         self.keep = keep
+        self.run_id = run_id  # the Flower run saving state now (None: unknown)
+
+    def _run_of(self, r: int) -> int | None:
+        try:
+            return json.loads((self.dir / f"state_r{r}.json").read_text()).get("_run")
+        except (OSError, ValueError):
+            return None
 
     def _rounds(self) -> list[int]:
         if not self.dir.exists():
@@ -45,21 +52,25 @@ class ClientStore:
             return ClientState()
         r = rounds[-1]
         meta = json.loads((self.dir / f"state_r{r}.json").read_text())
+        meta.pop("_run", None)
         arrays = load_npz(self.dir / f"state_r{r}.npz") if meta.pop("_has_arrays", False) else {}
         return ClientState(r, arrays, meta)
 
     def save(self, state: ClientState) -> None:
-        # State of a later round belongs to an abandoned attempt (a run started over with
-        # resume=false in a folder the server cannot clear, e.g. a SuperNode's): drop it.
+        # State of a later round saved by another Flower run belongs to an abandoned attempt (a run
+        # started over with resume=false in a folder the server cannot clear, e.g. a SuperNode's):
+        # drop it. Saved by this run, it is newer than this save: a reply that came after the
+        # server's reply_timeout, while the client's next round already ran. Keep it.
         for r in self._rounds():
-            if r > state.round:
+            if r > state.round and (self.run_id is None or self._run_of(r) != self.run_id):
                 for suffix in (".json", ".npz"):
                     (self.dir / f"state_r{r}{suffix}").unlink(missing_ok=True)
         # Arrays first, then the JSON that marks the round as present: a crash in between leaves
         # an orphan .npz that no load ever reads.
         if state.arrays:
             atomic_save_npz(self.dir / f"state_r{state.round}.npz", state.arrays)
-        atomic_write_json(self.dir / f"state_r{state.round}.json", {**state.meta, "_has_arrays": bool(state.arrays)})
+        atomic_write_json(self.dir / f"state_r{state.round}.json",
+                          {**state.meta, "_has_arrays": bool(state.arrays), "_run": self.run_id})
         for r in self._rounds()[: -self.keep]:
             for suffix in (".json", ".npz"):
                 (self.dir / f"state_r{r}{suffix}").unlink(missing_ok=True)

@@ -90,7 +90,8 @@ def runtime(msg: Message, context: Context) -> ClientRuntime:
     backbone = get_backbone(cfg)
     # Data and tokenized examples are built once per client per process and reused every round.
     data, examples = _client_examples(cfg, cid)
-    return ClientRuntime(cfg, cid, rnd, data, backbone, ClientStore(store_root(cfg, context), cid), examples)
+    store = ClientStore(store_root(cfg, context), cid, run_id=msg.metadata.run_id)
+    return ClientRuntime(cfg, cid, rnd, data, backbone, store, examples)
 
 
 def _handle(kind: str, msg: Message, context: Context) -> Message:

@@ -14,6 +14,7 @@ from conftest import tiny_settings
 from fedrouter.bench.deployment import compare, deployment_run
 from fedrouter.runtime.clientapp_worker import Worker, parse_args, restart_argv
 
+
 def test_worker_arguments_name_the_runtime_api_and_the_transport():
     args = parse_args(["--runtime-api-address", "127.0.0.1:9094", "--insecure", "--parent-pid", "7"])
     assert (args.runtime_api_address, args.insecure, args.parent_pid) == ("127.0.0.1:9094", True, 7)

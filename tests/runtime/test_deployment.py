@@ -141,6 +141,17 @@ def test_saving_a_round_drops_state_of_later_rounds(tmp_path):
     assert store.load(before_round=5).round == 1
     assert sorted(p.name for p in store.dir.iterdir()) == ["state_r1.json", "state_r1.npz"]
 
+    # run ids known: another run's later rounds go, this run's own (a late reply's save) stay
+    old, now = ClientStore(tmp_path / "b", 0, run_id=7), ClientStore(tmp_path / "b", 0, run_id=8)
+    old.save(ClientState(4, {"b": np.full(2, 4)}, {}))
+    now.save(ClientState(1, {"b": np.ones(2)}, {"k": 1}))
+    assert now.load(before_round=5).round == 1
+    now.save(ClientState(3, {"b": np.full(2, 3)}, {}))
+    now.save(ClientState(2, {"b": np.full(2, 2)}, {}))  # round 2's reply came late, after round 3
+    st = now.load(before_round=5)
+    assert st.round == 3 and st.arrays["b"].tolist() == [3, 3] and st.meta == {}
+    assert now.load(before_round=3).round == 2 and now.load(before_round=3).meta == {}
+
 
 def test_launchers_are_valid_shell():
     for name in ("run_deployment_local.sh", "make_certificates.sh", "run_flower_simulation_router.sh", "run_flwr_local.sh",
