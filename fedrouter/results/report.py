@@ -217,6 +217,38 @@ def provenance_note(runs: list[Run], scenario: str) -> str | None:
     return f"Provenance differs between runs: {'; '.join(notes)}" if notes else None
 
 
+def runs_section(runs: list[Run], scenarios: list[str], methods: list[str]) -> list[str]:
+    """Per scenario and method: the seeds, minutes of rounds per run, and the code and dates they ran
+    on (every session of every run, from provenance.json; `+dirty` = uncommitted changes)."""
+    rows = []
+    for s in scenarios:
+        for m in methods:
+            cell = sorted((r for r in runs if r.scenario == s and r.method == m), key=lambda r: r.seed)
+            if not cell:
+                continue
+            minutes = [r.results["total_time_s"] / 60 for r in cell if "total_time_s" in r.results]
+            commits, dates, unknown = set(), set(), 0
+            for r in cell:
+                sessions = (RunFolder(r.path).read_provenance() or {}).get("sessions") or []
+                unknown += not sessions
+                for sess in sessions:
+                    commits.add(f"{str(sess.get('commit') or '?')[:7]}{'+dirty' if sess.get('dirty') else ''}")
+                    dates.add(str(sess.get("time", ""))[:10])
+            commit = ", ".join(sorted(commits)) + (f" ({unknown} unrecorded)" if unknown and commits else "")
+            time_text = (f"{np.mean(minutes):.1f} ({min(minutes):.1f}-{max(minutes):.1f})" if len(minutes) > 1
+                         else f"{minutes[0]:.1f}" if minutes else DASH)
+            rows.append([s, m, " ".join(str(r.seed) for r in cell), time_text, commit or DASH,
+                         ", ".join(sorted(d for d in dates if d)) or DASH])
+    return ["", "## Runs", "",
+            "Minutes of rounds per run (setup, training, evaluation; not process start-up), mean (min-max) over "
+            "seeds (what else ran on the machine is not recorded: compare times of one session), and the code and dates "
+            "each cell ran on (every session of a resumed run counts):", "",
+            _md_table(["scenario", "method", "seeds", "minutes per run", "commit", "dates"], rows), "",
+            "Each run folder's `config.json` holds the run's resolved settings; "
+            "`python -m fedrouter.runtime.simulate --config <run folder>/config.json output_dir=<another folder>` "
+            "reruns that one run."]
+
+
 def markdown_report(runs: list[Run], output_dir: Path, reference: str | None = None) -> str:
     reference = reference or default_algorithm()  # the registry's proposed method
     scenarios = ordered({r.scenario for r in runs}, SCENARIOS)
@@ -279,6 +311,7 @@ def markdown_report(runs: list[Run], output_dir: Path, reference: str | None = N
                   + [[m] + [str(per_task[t][(s, m)]) if (s, m) in per_task[t] else DASH
                             for t in tasks] for m in ordered({r.method for r in in_s}, method_order())])]
     out += seen_unseen_section(runs, scenarios, reference)
+    out += runs_section(runs, scenarios, methods)
     missing = incomplete_runs(output_dir)
     if missing:
         out += ["", f"Run folders without results (running, interrupted or failed; not counted): {', '.join(missing)}"]

@@ -37,6 +37,8 @@ def load_preset(path: str | None) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"--config {path}: no such file")
+    if p.suffix == ".json":  # a run folder's config.json: that run's resolved settings
+        return json.loads(p.read_text())
     data = tomllib.loads(p.read_text())
     # Accept a flat file or one with the pyproject-style [tool.flwr.app.config] table.
     return data.get("tool", {}).get("flwr", {}).get("app", {}).get("config", data)
@@ -128,7 +130,8 @@ def simulate(cfg: RunConfig) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="TOML preset (flat keys, or a [tool.flwr.app.config] table)")
+    parser.add_argument("--config", help="TOML preset (flat keys, or a [tool.flwr.app.config] table), or a run "
+                        "folder's config.json (that run's resolved settings: reruns it)")
     parser.add_argument("--list-settings", action="store_true", help="print every setting and exit")
     parser.add_argument("--print", metavar="KEY", help="print one resolved setting (e.g. sim_alias) and exit")
     parser.add_argument("--print-tasks", action="store_true", help="print the data's tasks (space separated) and exit")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import subprocess
 import sys
@@ -329,3 +330,19 @@ def test_paired_difference_per_seed_with_a_t_interval(tmp_path):
     assert [(r["scenario"], r["baseline"], r["n_seeds"]) for r in rows] == [("generalization", "fedit", "3"),
                                                                            ("generalization", "local", "1")]
     assert float(rows[0]["ci95_low"]) == pytest.approx(p.low) and rows[1]["ci95_low"] == ""
+
+
+def test_runs_section_gives_seeds_minutes_commits_and_dates(tmp_path):
+    out = tmp_path / "m"
+    for seed, minutes in ((0, 3.0), (1, 5.0)):
+        folder = make_run(out, "generalization", "fedit", seed, 0.3)
+        results = json.loads((folder.path / "results.json").read_text())
+        folder.write_results({**results, "total_time_s": minutes * 60})
+        folder.write_provenance(1, {"commit": f"{'ab' if seed else 'cd'}12345678", "dirty": False})
+    folder.write_provenance(4, {"commit": "ab12345678", "dirty": True})  # seed 1 resumed on a dirty tree
+    make_run(out, "generalization", "local", 0, 0.2)  # no provenance.json
+    text = markdown_report(load_runs(out), out)
+    runs = text[text.index("## Runs"):]
+    assert "| generalization | fedit | 0 1 | 4.0 (3.0-5.0) | ab12345, ab12345+dirty, cd12345 |" in runs
+    assert "| generalization | local | 0 | 0.0 | – | – |" in runs
+    assert "--config <run folder>/config.json" in runs

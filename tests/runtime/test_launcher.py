@@ -57,3 +57,15 @@ def test_every_preset_reads_strictly_and_lists_only_differences():
         values = load_preset(str(path))
         assert all(values[k] != flat_defaults()[k] for k in values if k in flat_defaults()), path.name
         assert cfg.dataset_name == values.get("dataset_name", cfg.dataset_name)
+
+
+def test_a_run_folders_config_json_reruns_that_run(tmp_path):
+    from fedrouter.results.run_folder import RunFolder
+    from fedrouter.runtime.simulate import build_config
+
+    cfg = build_config(str(REPO / "configs" / "real-smollm2.toml"),
+                       ["fed_alg=fedrouter", "n_clusters=2", "seed=3", f"output_dir={tmp_path / 'a'}"])
+    RunFolder(cfg.run_dir).write_config(cfg.to_dict())
+    again = build_config(str(cfg.run_dir / "config.json"), [f"output_dir={tmp_path / 'b'}"])
+    assert again.replace(output_dir=cfg.output_dir) == cfg
+    assert again.run_dir == tmp_path / "b" / cfg.run_dir.name
