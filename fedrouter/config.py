@@ -219,16 +219,21 @@ class RunConfig:
         mods = [m.strip() for m in self.lora_target_modules.split(",") if m.strip()]
         return mods or None
 
-    def fault_for(self, client_id: int, rnd: int) -> str | None:
-        """'raise', 'nan' or 'hang' if inject_fault targets this client's training in this round."""
+    def faults(self) -> list[tuple[int, int, str]]:
+        """inject_fault parsed: (client, round, 'raise' | 'nan' | 'hang') per entry; ValueError or
+        IndexError for a malformed one."""
+        out = []
         for entry in filter(None, (e.strip() for e in self.inject_fault.split(","))):
             parts = entry.split(":")
             mode = parts[2] if len(parts) > 2 else "raise"
             if mode not in ("raise", "nan", "hang") or len(parts) > 3:
                 raise ValueError(entry)
-            if int(parts[0]) == client_id and int(parts[1]) == rnd:
-                return mode
-        return None
+            out.append((int(parts[0]), int(parts[1]), mode))
+        return out
+
+    def fault_for(self, client_id: int, rnd: int) -> str | None:
+        """'raise', 'nan' or 'hang' if inject_fault targets this client's training in this round."""
+        return next((mode for c, r, mode in self.faults() if (c, r) == (client_id, rnd)), None)
 
     def lr_at(self, rnd: int) -> float:
         """Cosine schedule over rounds (rnd is 1-based), constant within a round."""
