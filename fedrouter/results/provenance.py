@@ -14,6 +14,7 @@ from typing import Any
 # Distributions whose versions can change a run's numbers (importlib.metadata names).
 PACKAGES = ("torch", "transformers", "peft", "accelerate", "flwr", "datasets", "tokenizers", "bitsandbytes",
             "scikit-learn", "numpy", "sentence-transformers", "rouge-score")
+COMMIT_CHARS = 12  # how many characters of a commit hash reports show
 # What `differences` compares: thread count, CPU count and platform string are recorded, not compared.
 COMPARED = ("commit", "dirty", "python", *PACKAGES, "cpu", "gpu")
 
@@ -123,7 +124,7 @@ def _shown(key: str, value: Any) -> str:
     if value is None or value == []:
         return "none" if key == "gpu" else "not installed" if key in PACKAGES else "unknown"
     if key == "commit":
-        return value[:12]
+        return value[:COMMIT_CHARS]
     if key == "dirty":
         return "uncommitted changes" if value else "clean"
     if isinstance(value, list):

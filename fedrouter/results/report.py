@@ -32,7 +32,7 @@ import numpy as np
 
 from fedrouter.algorithms.base import algorithms, default_algorithm, get_algorithm
 from fedrouter.config import ConfigError, RunConfig
-from fedrouter.results.provenance import differences
+from fedrouter.results.provenance import COMMIT_CHARS, differences
 from fedrouter.results.run_folder import RunFolder, config_differences
 from fedrouter.results.stats import Paired, Stat, mean_and_std, paired_interval
 from fedrouter.results.summary import aliases, collect
@@ -232,7 +232,7 @@ def runs_section(runs: list[Run], scenarios: list[str], methods: list[str]) -> l
                 sessions = (RunFolder(r.path).read_provenance() or {}).get("sessions") or []
                 unknown += not sessions
                 for sess in sessions:
-                    commits.add(f"{str(sess.get('commit') or '?')[:7]}{'+dirty' if sess.get('dirty') else ''}")
+                    commits.add(f"{str(sess.get('commit') or '?')[:COMMIT_CHARS]}{'+dirty' if sess.get('dirty') else ''}")
                     dates.add(str(sess.get("time", ""))[:10])
             commit = ", ".join(sorted(commits)) + (f" ({unknown} unrecorded)" if unknown and commits else "")
             time_text = (f"{np.mean(minutes):.1f} ({min(minutes):.1f}-{max(minutes):.1f})" if len(minutes) > 1

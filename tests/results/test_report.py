@@ -338,11 +338,11 @@ def test_runs_section_gives_seeds_minutes_commits_and_dates(tmp_path):
         folder = make_run(out, "generalization", "fedit", seed, 0.3)
         results = json.loads((folder.path / "results.json").read_text())
         folder.write_results({**results, "total_time_s": minutes * 60})
-        folder.write_provenance(1, {"commit": f"{'ab' if seed else 'cd'}12345678", "dirty": False})
-    folder.write_provenance(4, {"commit": "ab12345678", "dirty": True})  # seed 1 resumed on a dirty tree
+        folder.write_provenance(1, {"commit": f"{'ab' if seed else 'cd'}1234567890abcd", "dirty": False})
+    folder.write_provenance(4, {"commit": "ab1234567890abcd", "dirty": True})  # seed 1 resumed on a dirty tree
     make_run(out, "generalization", "local", 0, 0.2)  # no provenance.json
     text = markdown_report(load_runs(out), out)
     runs = text[text.index("## Runs"):]
-    assert "| generalization | fedit | 0 1 | 4.0 (3.0-5.0) | ab12345, ab12345+dirty, cd12345 |" in runs
+    assert "| generalization | fedit | 0 1 | 4.0 (3.0-5.0) | ab1234567890, ab1234567890+dirty, cd1234567890 |" in runs
     assert "| generalization | local | 0 | 0.0 | – | – |" in runs
     assert "--config <run folder>/config.json" in runs
