@@ -4,8 +4,9 @@ Reads the run folders `<OUTPUT_DIR>/<scenario>/<method>_seed<seed>/` that
 training_scripts/run_paper_experiments.sh writes, and writes to DIR (default OUTPUT_DIR/report):
 results.md and results.csv (final ROUGE-1/2/L per method x scenario, mean ± sample std over seeds,
 and the reference method's relative gain over each other one), paired.csv (the reference minus each
-baseline per seed, with a 95 % t interval over seeds; also in results.md), per_task.csv (the same per task), and
-the plots of fedrouter.results.plots plus whatever figures an algorithm's registry entry adds
+baseline per seed, with a 95 % t interval over seeds; also in results.md), per_task.csv (the same per task),
+runs.csv (every run's own final scores beside its round-0 zero-shot ones, one row per run and metric: the
+per-seed numbers behind every table, kept when the run folders are gone), and the plots of fedrouter.results.plots plus whatever figures an algorithm's registry entry adds
 (`report_plots`). Methods are found from the run folders; the reference is the registry's proposed
 method unless --reference names another. Only completed runs (with a results.json) count; missing
 cells show as "–".
@@ -418,6 +419,24 @@ def per_task_csv(runs: list[Run]) -> str:
     return _csv(["scenario", "method", "task", "metric", "mean", "std", "n_seeds"], rows)
 
 
+def runs_csv(runs: list[Run]) -> str:
+    """One row per run and metric of its results["final"] (overall, per task, seen/unseen): the run's
+    final score, its round-0 (zero-shot) score when it had one, minutes of rounds and the commit it
+    last ran on. Every mean, std and paired difference of the report can be recomputed from it."""
+    rows = []
+    scenarios = ordered({r.scenario for r in runs}, SCENARIOS)
+    methods = ordered({r.method for r in runs}, method_order())
+    for r in sorted(runs, key=lambda r: (scenarios.index(r.scenario), methods.index(r.method), r.seed)):
+        folder = RunFolder(r.path)
+        zero = folder.read_zero_shot() or {}
+        sessions = (folder.read_provenance() or {}).get("sessions") or [{}]
+        commit = str(sessions[-1].get("commit") or "")[:COMMIT_CHARS] + ("+dirty" if sessions[-1].get("dirty") else "")
+        minutes = r.results["total_time_s"] / 60 if "total_time_s" in r.results else None
+        rows += [[r.scenario, r.method, r.seed, key, value, zero.get(key), r.results.get("final_round"), minutes, commit]
+                 for key, value in r.results["final"].items()]
+    return _csv(["scenario", "method", "seed", "metric", "final", "zero_shot", "final_round", "minutes", "commit"], rows)
+
+
 # --- plot data --------------------------------------------------------------------------------------
 
 
@@ -445,7 +464,7 @@ def write_report(output_dir: Path, out_dir: Path, reference: str | None = None) 
     written = []
     for name, text in (("results.md", markdown_report(runs, output_dir, reference)),
                        ("results.csv", results_csv(runs, reference)), ("per_task.csv", per_task_csv(runs)),
-                       ("paired.csv", paired_csv(runs, reference))):
+                       ("paired.csv", paired_csv(runs, reference)), ("runs.csv", runs_csv(runs))):
         atomic_write_text(out_dir / name, text)
         written.append(out_dir / name)
     scenarios = ordered({r.scenario for r in runs}, SCENARIOS)

@@ -27,6 +27,7 @@ from fedrouter.results.report import (
     paired_differences,
     relative_gain,
     results_csv,
+    runs_csv,
     write_report,
     zero_shot_stats,
 )
@@ -131,6 +132,24 @@ def test_csv_rows(matrix):
     assert by[("interference", "fedit", "rouge1")]["fedrouter_gain"] == ""
 
 
+def test_runs_csv_keeps_every_runs_own_scores(matrix):
+    """runs.csv: one row per completed run and metric, the final score beside the run's zero-shot one;
+    the report's means and stds come back from it alone."""
+    runs = load_runs(matrix)
+    rows = read_csv(runs_csv(runs))
+    assert len(rows) == sum(len(r.results["final"]) for r in runs) == 6 * 3 + 4 * 2  # 6 runs x 3 metrics, 4 of them with 2 tasks
+    by = {(r["scenario"], r["method"], r["seed"], r["metric"]): r for r in rows}
+    fr1 = by[("generalization", "fedrouter", "1", "rouge1")]
+    assert float(fr1["final"]) == 0.7 and float(fr1["zero_shot"]) == pytest.approx(0.02) and fr1["final_round"] == "2"
+    assert float(by[("generalization", "fedit", "0", "rouge1/qqp")]["final"]) == pytest.approx(0.3)
+    assert by[("generalization", "fedit", "0", "rouge1/qqp")]["zero_shot"] == ""  # no per-task round-0 score here
+    assert not any(r["method"] == "fedsa" for r in rows)  # unfinished runs have no row
+    stats = cell_stats(runs, "rouge1")
+    for (scenario, method), st in stats.items():
+        values = [float(r["final"]) for r in rows if (r["scenario"], r["method"], r["metric"]) == (scenario, method, "rouge1")]
+        assert np.mean(values) == pytest.approx(st.mean) and len(values) == st.n
+
+
 def test_settings_that_differ_within_a_scenario_are_flagged(tmp_path):
     make_run(tmp_path, "single", "fedrouter", 0, 0.5)
     make_run(tmp_path, "single", "fedit", 0, 0.4, num_rounds=3)
@@ -184,7 +203,7 @@ def test_every_plot_is_written(matrix, tmp_path):
         add_fedrouter_analysis(RunFolder(matrix / "generalization" / f"fedrouter_seed{seed}"), rng)
     written = write_report(matrix, tmp_path / "report")
     names = {p.name for p in written}
-    assert {"results.md", "results.csv", "per_task.csv", "bars_generalization.png", "bars_interference.png",
+    assert {"results.md", "results.csv", "per_task.csv", "runs.csv", "bars_generalization.png", "bars_interference.png",
             "tsne_generalization.png", "silhouette.png", "rouge1_curves.png"} <= names
     assert "tsne_interference.png" not in names  # no FedRouter run there
     for p in written:
