@@ -420,7 +420,7 @@ def per_task_csv(runs: list[Run]) -> str:
 
 
 def runs_csv(runs: list[Run]) -> str:
-    """One row per run and metric of its results["final"] (overall, per task, seen/unseen): the run's
+    """One row per run and ROUGE metric of its results["final"] (overall, per task, seen/unseen): the run's
     final score, its round-0 (zero-shot) score when it had one, minutes of rounds and the commit it
     last ran on. Every mean, std and paired difference of the report can be recomputed from it."""
     rows = []
@@ -433,7 +433,7 @@ def runs_csv(runs: list[Run]) -> str:
         commit = str(sessions[-1].get("commit") or "")[:COMMIT_CHARS] + ("+dirty" if sessions[-1].get("dirty") else "")
         minutes = r.results["total_time_s"] / 60 if "total_time_s" in r.results else None
         rows += [[r.scenario, r.method, r.seed, key, value, zero.get(key), r.results.get("final_round"), minutes, commit]
-                 for key, value in r.results["final"].items()]
+                 for key, value in r.results["final"].items() if key.split("/", 1)[0] in ROUGE_KEYS]
     return _csv(["scenario", "method", "seed", "metric", "final", "zero_shot", "final_round", "minutes", "commit"], rows)
 
 
