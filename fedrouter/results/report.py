@@ -6,8 +6,8 @@ results.md and results.csv (final ROUGE-1/2/L per method x scenario, mean ± sam
 and the reference method's relative gain over each other one), paired.csv (the reference minus each
 baseline per seed, with a 95 % t interval over seeds; also in results.md), per_task.csv (the same per task),
 runs.csv (every run's own final scores beside its round-0 zero-shot ones, one row per run and metric: the
-per-seed numbers behind every table, kept when the run folders are gone), and the plots of fedrouter.results.plots plus whatever figures an algorithm's registry entry adds
-(`report_plots`). Methods are found from the run folders; the reference is the registry's proposed
+per-seed numbers behind every table, kept when the run folders are gone), and the plots of
+fedrouter.results.plots plus whatever figures an algorithm's registry entry adds (`report_plots`). Methods are found from the run folders; the reference is the registry's proposed
 method unless --reference names another. Only completed runs (with a results.json) count; missing
 cells show as "–".
 
@@ -218,6 +218,17 @@ def provenance_note(runs: list[Run], scenario: str) -> str | None:
     return f"Provenance differs between runs: {'; '.join(notes)}" if notes else None
 
 
+def run_minutes(run: Run) -> float | None:
+    """Minutes of rounds of a run (setup, training, evaluation); None for a run from before the timing."""
+    return run.results["total_time_s"] / 60 if "total_time_s" in run.results else None
+
+
+def commit_text(session: dict[str, Any]) -> str:
+    """A provenance session's commit as the report shows it: COMMIT_CHARS of the hash, `+dirty` for
+    uncommitted changes, `?` when unknown."""
+    return f"{str(session.get('commit') or '?')[:COMMIT_CHARS]}{'+dirty' if session.get('dirty') else ''}"
+
+
 def runs_section(runs: list[Run], scenarios: list[str], methods: list[str]) -> list[str]:
     """Per scenario and method: the seeds, minutes of rounds per run, and the code and dates they ran
     on (every session of every run, from provenance.json; `+dirty` = uncommitted changes)."""
@@ -227,13 +238,13 @@ def runs_section(runs: list[Run], scenarios: list[str], methods: list[str]) -> l
             cell = sorted((r for r in runs if r.scenario == s and r.method == m), key=lambda r: r.seed)
             if not cell:
                 continue
-            minutes = [r.results["total_time_s"] / 60 for r in cell if "total_time_s" in r.results]
+            minutes = [t for r in cell if (t := run_minutes(r)) is not None]
             commits, dates, unknown = set(), set(), 0
             for r in cell:
                 sessions = (RunFolder(r.path).read_provenance() or {}).get("sessions") or []
                 unknown += not sessions
                 for sess in sessions:
-                    commits.add(f"{str(sess.get('commit') or '?')[:COMMIT_CHARS]}{'+dirty' if sess.get('dirty') else ''}")
+                    commits.add(commit_text(sess))
                     dates.add(str(sess.get("time", ""))[:10])
             commit = ", ".join(sorted(commits)) + (f" ({unknown} unrecorded)" if unknown and commits else "")
             time_text = (f"{np.mean(minutes):.1f} ({min(minutes):.1f}-{max(minutes):.1f})" if len(minutes) > 1
@@ -429,10 +440,10 @@ def runs_csv(runs: list[Run]) -> str:
     for r in sorted(runs, key=lambda r: (scenarios.index(r.scenario), methods.index(r.method), r.seed)):
         folder = RunFolder(r.path)
         zero = folder.read_zero_shot() or {}
-        sessions = (folder.read_provenance() or {}).get("sessions") or [{}]
-        commit = str(sessions[-1].get("commit") or "")[:COMMIT_CHARS] + ("+dirty" if sessions[-1].get("dirty") else "")
-        minutes = r.results["total_time_s"] / 60 if "total_time_s" in r.results else None
-        rows += [[r.scenario, r.method, r.seed, key, value, zero.get(key), r.results.get("final_round"), minutes, commit]
+        sessions = (folder.read_provenance() or {}).get("sessions")
+        commit = commit_text(sessions[-1]) if sessions else ""
+        rows += [[r.scenario, r.method, r.seed, key, value, zero.get(key), r.results.get("final_round"), run_minutes(r),
+                  commit]
                  for key, value in r.results["final"].items() if key.split("/", 1)[0] in ROUGE_KEYS]
     return _csv(["scenario", "method", "seed", "metric", "final", "zero_shot", "final_round", "minutes", "commit"], rows)
 
