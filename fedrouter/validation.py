@@ -5,77 +5,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fedrouter.config import DTYPES, GENERATION_BATCHING, TEST_DISTRIBUTIONS, ConfigError, RunConfig
-from fedrouter.data.splits import SPLIT_ALIASES
-from fedrouter.data.splits import SPLIT_STRATEGIES as SPLITS
+from fedrouter.config import ConfigError, RunConfig, cross_checks
 
 
 def problems(cfg: RunConfig, sources: bool = True) -> list[str]:
-    """Every problem found (empty list = valid). `sources=False` checks the settings alone; with
-    `sources=True` the data and model they name are checked on this machine too (see
-    `source_problems`), which is right wherever the data lives: the launcher, and each client."""
+    """Every problem found (empty list = valid): each section's own check, the checks across sections,
+    the algorithm's own check. `sources=False` checks the settings alone; with `sources=True` the data
+    and model they name are checked on this machine too (see `source_problems`), which is right
+    wherever the data lives: the launcher, and each client."""
     out: list[str] = []
-
-    def check(ok: bool, msg: str) -> None:
-        if not ok:
-            out.append(msg)
-
-    split = SPLIT_ALIASES.get(cfg.split_strategy, cfg.split_strategy)
-    check(split in SPLITS, f"split_strategy={cfg.split_strategy!r} is not known; allowed: "
-          f"{', '.join(SPLITS + tuple(SPLIT_ALIASES))}")
-    check(cfg.test_distribution in TEST_DISTRIBUTIONS,
-          f"test_distribution={cfg.test_distribution!r} is not known; allowed: {', '.join(TEST_DISTRIBUTIONS)}")
-    check(cfg.tasks_per_client >= 1,
-          f"tasks_per_client={cfg.tasks_per_client} must be >= 1 (allowed: 1 to the number of training tasks)")
-    check(0 < cfg.dirichlet_alpha < float("inf"),
-          f"dirichlet_alpha={cfg.dirichlet_alpha} must be a finite number > 0 (small: one task per client, "
-          "large: every task)")
-    check(cfg.dirichlet_min_records >= 1, f"dirichlet_min_records={cfg.dirichlet_min_records} must be >= 1")
-    check(cfg.dtype in DTYPES, f"dtype={cfg.dtype!r} is not known; allowed: {', '.join(DTYPES)}")
-
-    check(cfg.num_clients >= 1, f"num_clients={cfg.num_clients} must be >= 1")
-    check(1 <= cfg.sample_clients <= cfg.num_clients,
-          f"sample_clients={cfg.sample_clients} must be between 1 and num_clients={cfg.num_clients}")
-    check(cfg.num_rounds >= 1, f"num_rounds={cfg.num_rounds} must be >= 1")
-    try:
-        rounds = [int(x) for x in cfg.eval_round.replace(" ", "").split(",") if x]
-        bad = [r for r in rounds if not 0 <= r <= cfg.num_rounds]
-        check(not bad, f"eval_round={cfg.eval_round!r} has rounds {bad} outside 0..num_rounds={cfg.num_rounds} "
-              "(0 = the base model before training)")
-    except ValueError:
-        out.append(f"eval_round={cfg.eval_round!r} must be comma-separated round numbers, e.g. '3,10,25'")
-    check(cfg.lora_r > 0, f"lora_r={cfg.lora_r} must be > 0")
-    check(cfg.lora_alpha > 0, f"lora_alpha={cfg.lora_alpha} must be > 0")
-    check(0 <= cfg.lora_dropout < 1, f"lora_dropout={cfg.lora_dropout} must be in [0, 1)")
-    check(0 < cfg.train_split < 1, f"train_split={cfg.train_split} must be in (0, 1)")
-    check(cfg.dataset_sample >= 0, f"dataset_sample={cfg.dataset_sample} must be >= 0 (0 = all)")
-    check(cfg.max_data_per_client >= 0, f"max_data_per_client={cfg.max_data_per_client} must be >= 0 (0 = no cap)")
-    check(cfg.max_eval_size >= 0, f"max_eval_size={cfg.max_eval_size} must be >= 0 (0 = no cap)")
-    check(cfg.batch_size >= 1, f"batch_size={cfg.batch_size} must be >= 1")
-    check(cfg.batch_size_eval >= 1, f"batch_size_eval={cfg.batch_size_eval} must be >= 1")
-    check(cfg.generation_batching in GENERATION_BATCHING,
-          f"generation_batching={cfg.generation_batching!r} is not allowed; allowed: {', '.join(GENERATION_BATCHING)}")
-    check(cfg.gradient_accumulation_steps >= 1 and cfg.batch_size % max(1, cfg.gradient_accumulation_steps) == 0,
-          f"gradient_accumulation_steps={cfg.gradient_accumulation_steps} must be >= 1 and divide batch_size={cfg.batch_size}")
-    check(cfg.max_steps >= 0, f"max_steps={cfg.max_steps} must be >= 0 (0 = use num_train_epochs)")
-    check(cfg.max_steps > 0 or cfg.num_train_epochs >= 1,
-          f"num_train_epochs={cfg.num_train_epochs} must be >= 1 when max_steps=0")
-    check(cfg.seq_length >= 16, f"seq_length={cfg.seq_length} must be >= 16")
-    check(cfg.max_new_tokens >= 1, f"max_new_tokens={cfg.max_new_tokens} must be >= 1")
-    check(cfg.lr > 0 and 0 <= cfg.lr_min <= cfg.lr, f"lr={cfg.lr} must be > 0 and lr_min={cfg.lr_min} in [0, lr]")
-    check(0 <= cfg.max_failure_rate <= 1, f"max_failure_rate={cfg.max_failure_rate} must be in [0, 1]")
-    check(cfg.reply_timeout >= 0, f"reply_timeout={cfg.reply_timeout} must be >= 0 seconds (0 = no limit)")
-    check(cfg.client_resources_cpus >= 1, f"client_resources_cpus={cfg.client_resources_cpus} must be >= 1")
-    check(cfg.client_resources_gpus >= 0, f"client_resources_gpus={cfg.client_resources_gpus} must be >= 0")
-    check(not (cfg.load_in_4bit and cfg.load_in_8bit), "load_in_4bit and load_in_8bit cannot both be true")
-    try:
-        modes = {mode for _, _, mode in cfg.faults()}
-    except (ValueError, IndexError):
-        out.append(f"inject_fault={cfg.inject_fault!r} must be 'client:round[:nan|:hang]' entries, comma-separated")
-    else:
-        check(cfg.reply_timeout > 0 or "hang" not in modes,
-              f"inject_fault={cfg.inject_fault!r} uses hang, which needs reply_timeout > 0 (it is {cfg.reply_timeout})")
-    out += cfg.alg.check(cfg)  # the algorithm's own settings, checked by its settings class
+    for section in cfg.section_list():  # the common sections, then the algorithm's own
+        out += section.check(cfg)
+    out += cross_checks(cfg)
     if sources:
         out += source_problems(cfg, partition=not out)
     return out

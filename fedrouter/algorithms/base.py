@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
-from fedrouter.config import AlgorithmSettings
+# The registry lives with the settings (reading settings needs it); algorithm modules import it from here.
+from fedrouter.config.registry import (  # noqa: F401
+    Algorithm,
+    algorithms,
+    default_algorithm,
+    get_algorithm,
+    known_algorithms,
+    register,
+)
 from fedrouter.steps.evaluate import combine_clients, generate, mixed_batches_pay, rouge, summarize_client
 
 if TYPE_CHECKING:
@@ -209,66 +216,3 @@ def score_groups(rt: ClientRuntime, groups: Sequence[tuple[AdapterState, np.ndar
         rt.store.save_predictions(rt.rnd, [{"task": r["task"], "prediction": p, "reference": r["response"],
                                             "rouge1": float(s)} for r, p, s in zip(rt.data.test, preds, scores["rouge1"], strict=True)])
     return scores
-
-
-# --- registry -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Algorithm:
-    """A registry entry: the algorithm's two halves, its own settings class, and optional hooks that
-    the report and the benchmark call instead of naming an algorithm."""
-
-    name: str
-    server: type[ServerAlgorithm]
-    client: type[ClientAlgorithm]
-    settings: type[AlgorithmSettings] = AlgorithmSettings
-    aliases: tuple[str, ...] = ()
-    summary: str = ""
-    # The method the report compares every other one against (the paper's proposal); one at most.
-    proposed: bool = False
-    # Report hook: extra figures from this method's run folders, `(runs, out_dir) -> paths written`,
-    # where runs are (scenario, seed, run folder) of every completed run of the method.
-    report_plots: Callable[[list[tuple[str, int, Path]], Path], list[Path]] | None = None
-
-
-_REGISTRY: dict[str, Algorithm] = {}
-
-
-def register(algorithm: Algorithm) -> Algorithm:
-    for key in (algorithm.name, *algorithm.aliases):
-        if key in _REGISTRY:
-            raise ValueError(f"algorithm name {key!r} is already registered")
-    if algorithm.proposed and any(a.proposed for a in _REGISTRY.values()):
-        raise ValueError(f"{algorithm.name}: only one algorithm can be the proposed one")
-    for key in (algorithm.name, *algorithm.aliases):
-        _REGISTRY[key] = algorithm
-    return algorithm
-
-
-def algorithms() -> list[Algorithm]:
-    """Every registered algorithm once, in registration order (the report's column order)."""
-    _load_builtin_algorithms()
-    return list(dict.fromkeys(_REGISTRY.values()))
-
-
-def known_algorithms() -> list[str]:
-    _load_builtin_algorithms()
-    return sorted(_REGISTRY)
-
-
-def get_algorithm(name: str) -> Algorithm:
-    _load_builtin_algorithms()
-    if name not in _REGISTRY:
-        raise ValueError(f"fed_alg={name!r} is not known; allowed: {', '.join(known_algorithms())}")
-    return _REGISTRY[name]
-
-
-def default_algorithm() -> str:
-    """The algorithm a run uses when fed_alg is not set: the proposed one."""
-    return next(a.name for a in algorithms() if a.proposed)
-
-
-def _load_builtin_algorithms() -> None:
-    # Importing the package registers every algorithm module it lists.
-    import fedrouter.algorithms  # noqa: F401

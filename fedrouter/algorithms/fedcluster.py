@@ -37,7 +37,7 @@ from fedrouter.algorithms.base import (
     to_record,
 )
 from fedrouter.algorithms.fedit import FedITClient, FedITServer
-from fedrouter.config import AlgorithmSettings, RunConfig, k_range_problems, parse_k_range, setting
+from fedrouter.config import AlgorithmSettings, IntOrAuto, IntRange, RunConfig, setting
 from fedrouter.models.backbone import AdapterState
 from fedrouter.steps.aggregate import select, weighted_average
 
@@ -49,21 +49,18 @@ UPDATE_SCOPES = ("last", "all")
 @dataclass(frozen=True)
 class FedClusterSettings(AlgorithmSettings):
     sim_round: int = setting(3, "round at which clients are grouped (plain FedAvg until then)")
-    n_groups: str = setting("4", "client groups (Ward clustering of the clients' B-update similarities); int or auto")
-    group_k_range: str = setting("2,8", "min,max groups tried by n_groups=auto")
+    n_groups: IntOrAuto = setting(IntOrAuto("4"), "client groups (Ward clustering of the clients' B-update similarities); int or auto")
+    group_k_range: IntRange = setting(IntRange("2,8"), "min,max groups tried by n_groups=auto")
     update_scope: str = setting("last", "last (the reference's: the last LoRA module) | all: which modules' B updates are compared")
 
     def check(self, run: RunConfig) -> list[str]:
-        out = k_range_problems(self.group_k_range, name="group_k_range")
+        out = self.group_k_range.problems("group_k_range") + self.n_groups.problems("n_groups")
         if not 1 <= self.sim_round <= run.num_rounds:
             out.append(f"sim_round={self.sim_round} must be in 1..num_rounds={run.num_rounds}")
         if self.update_scope not in UPDATE_SCOPES:
             out.append(f"update_scope={self.update_scope!r} is not known; allowed: {', '.join(UPDATE_SCOPES)}")
-        if self.n_groups != "auto":
-            if not self.n_groups.isdigit() or int(self.n_groups) < 1:
-                out.append(f"n_groups={self.n_groups!r} must be a positive integer or 'auto'")
-            elif int(self.n_groups) > run.num_clients:
-                out.append(f"n_groups={self.n_groups} groups is more than num_clients={run.num_clients}")
+        if not self.n_groups.auto and self.n_groups.value > run.num_clients:
+            out.append(f"n_groups={self.n_groups} groups is more than num_clients={run.num_clients}")
         return out
 
 
@@ -113,7 +110,7 @@ class FedClusterServer(FedITServer):
         self.sim_start: AdapterState | None = None  # what clients received at sim_round (None = init)
         self.ref_updates: dict[int, np.ndarray] = {}  # B updates at sim_round, to place late clients
         self.opts: FedClusterSettings = cfg.alg
-        if self.opts.n_groups == "1":
+        if not self.opts.n_groups.auto and self.opts.n_groups.value == 1:
             log.warning("n_groups=1: one group for everyone, FedCluster degenerates to FedIT")
 
     def _message(self, state: AdapterState | None) -> RecordDict:
@@ -152,8 +149,8 @@ class FedClusterServer(FedITServer):
         scope = self.opts.update_scope
         self.ref_updates = {c: b_update(from_record(replies[c]["adapter"]), self.sim_start, scope) for c in cids}
         sim = cosine_matrix(np.stack([self.ref_updates[c] for c in cids]))
-        n = self.opts.n_groups
-        k = choose_groups(sim, *parse_k_range(self.opts.group_k_range)) if n == "auto" else int(n)
+        n, ks = self.opts.n_groups, self.opts.group_k_range
+        k = choose_groups(sim, ks.lo, ks.hi) if n.auto else n.value
         if k > len(cids):
             log.warning("n_groups=%d but only %d clients at sim_round; using %d groups", k, len(cids), len(cids))
         labels = ward_groups(sim, k)

@@ -31,7 +31,7 @@ from fedrouter.algorithms.base import (
     to_record,
 )
 from fedrouter.algorithms.client_state import ClientState
-from fedrouter.config import AlgorithmSettings, RunConfig, k_range_problems, parse_k_range, setting
+from fedrouter.config import AlgorithmSettings, Alias, IntOrAuto, IntRange, RunConfig, register_alias, setting
 from fedrouter.steps import cluster
 from fedrouter.steps.aggregate import weighted_average
 from fedrouter.steps.embed import embed
@@ -42,13 +42,34 @@ log = logging.getLogger("fedrouter.fedrouter")
 
 ROUTERS = ("local", "global")
 EMBEDDINGS = ("base", "sentence")
+# The reference launcher's `evaluation_mode`: one value for (router, test_distribution). The router part
+# applies to an algorithm with a `router` setting; every algorithm takes the test distribution.
+EVALUATION_MODES: dict[str, tuple[str, str]] = {
+    "local": ("local", "same"),
+    "global": ("global", "all"),
+    "data_local_eval_global": ("global", "same"),
+    "data_global_eval_local": ("local", "all"),
+}
+
+
+def _resolve_evaluation_mode(mode: str, keys: set[str]) -> dict[str, str]:
+    router, tested_on = EVALUATION_MODES[mode]
+    return {"test_distribution": tested_on, **({"router": router} if "router" in keys else {})}
+
+
+register_alias(Alias(
+    "evaluation_mode", tuple(EVALUATION_MODES), _resolve_evaluation_mode,
+    "the reference launcher's alias of router + test_distribution: local = (router local, test same), global = "
+    "(global, all), data_local_eval_global = (global, same), data_global_eval_local = (local, all); a method "
+    "without a router takes the test distribution only; a setting it implies that is also given at a "
+    "non-default value must agree with it"))
 
 
 @dataclass(frozen=True)
 class FedRouterSettings(AlgorithmSettings):
-    n_clusters: str = setting("1", "local clusters per client (k-means on its instruction embeddings); int or auto")
-    global_n_clusters: str = setting("4", "global clusters of all local centroids, one adapter each; int or auto")
-    k_range: str = setting("1,8", "min,max k tried by auto (min 1: a single-task client can get one cluster); silhouette (rule and diagnostics) starts at 2")
+    n_clusters: IntOrAuto = setting(IntOrAuto("1"), "local clusters per client (k-means on its instruction embeddings); int or auto")
+    global_n_clusters: IntOrAuto = setting(IntOrAuto("4"), "global clusters of all local centroids, one adapter each; int or auto")
+    k_range: IntRange = setting(IntRange("1,8"), "min,max k tried by auto (min 1: a single-task client can get one cluster); silhouette (rule and diagnostics) starts at 2")
     k_rule: str = setting("gap", "auto's rule: gap (gap statistic with a Gaussian reference, can answer 1; docs/auto_k.md) | silhouette (the paper's; k >= 2)")
     train_all_clusters: bool = setting(False, "train every local cluster each round (default: cluster round mod k, as the paper)")
     router: str = setting("local", "local (nearest centroid among the global clusters of the client's own clusters) | global (among all)")
@@ -58,12 +79,11 @@ class FedRouterSettings(AlgorithmSettings):
 
     def k_bounds(self) -> tuple[int, int]:
         """The k auto tries with its rule (silhouette cannot score one cluster: it starts at 2)."""
-        lo, hi = parse_k_range(self.k_range)
+        lo, hi = self.k_range.lo, self.k_range.hi
         return (max(2, lo), hi) if self.k_rule == "silhouette" else (lo, hi)
 
     def silhouette_bounds(self) -> tuple[int, int]:
-        lo, hi = parse_k_range(self.k_range)
-        return max(2, lo), hi
+        return max(2, self.k_range.lo), self.k_range.hi
 
     def check(self, run: RunConfig) -> list[str]:
         out = []
@@ -73,33 +93,23 @@ class FedRouterSettings(AlgorithmSettings):
             out.append(f"embedding={self.embedding!r} is not known; allowed: {', '.join(EMBEDDINGS)}")
         if self.k_rule not in cluster.K_RULES:
             out.append(f"k_rule={self.k_rule!r} is not known; allowed: {', '.join(cluster.K_RULES)}")
-        out += k_range_problems(self.k_range, min_k=1)
+        out += self.k_range.problems("k_range", min_k=1)
         if not out and self.k_rule == "silhouette" and self.silhouette_bounds()[1] < 2:
-            out.append(f"k_range={self.k_range!r}: k_rule=silhouette needs a max >= 2 (it cannot score one cluster)")
-        out += _k_problems("n_clusters", self.n_clusters) + _k_problems("global_n_clusters", self.global_n_clusters)
-        if self.global_n_clusters.isdigit() and self.n_clusters.isdigit():
-            points = run.num_clients * int(self.n_clusters)  # the global k-means clusters every local centroid
-            if int(self.global_n_clusters) > points:
+            out.append(f"k_range={str(self.k_range)!r}: k_rule=silhouette needs a max >= 2 (it cannot score one cluster)")
+        out += self.n_clusters.problems("n_clusters") + self.global_n_clusters.problems("global_n_clusters")
+        if not self.global_n_clusters.auto and not self.n_clusters.auto:
+            points = run.num_clients * self.n_clusters.value  # the global k-means clusters every local centroid
+            if self.global_n_clusters.value > points:
                 out.append(f"global_n_clusters={self.global_n_clusters} is larger than the {points} local centroids "
                            f"to cluster (num_clients={run.num_clients} x n_clusters={self.n_clusters})")
         return out
 
     def check_data(self, run: RunConfig, train_sizes: list[int]) -> list[str]:
-        if self.n_clusters.isdigit() and int(self.n_clusters) > max(train_sizes):
+        if not self.n_clusters.auto and self.n_clusters.value > max(train_sizes):
             return [f"n_clusters={self.n_clusters} is larger than every client's training set (the largest has "
                     f"{max(train_sizes)} samples); a client with fewer samples than n_clusters uses fewer clusters, "
                     "but none can have this many"]
         return []
-
-
-def _k_problems(name: str, value: str) -> list[str]:
-    if value == "auto":
-        return []
-    try:
-        k = int(value)
-    except ValueError:
-        return [f"{name}={value!r} must be a positive integer or 'auto'"]
-    return [] if k >= 1 else [f"{name}={k} must be >= 1 (or 'auto')"]
 
 
 def _arrays(**named: np.ndarray) -> ArrayRecord:
@@ -190,13 +200,13 @@ def local_clusters(rt: ClientRuntime) -> ClientState:
     # The silhouette curve is kept for every run (the paper's Figure 7), not only when choosing k.
     opts: FedRouterSettings = rt.cfg.alg
     scores: dict[int, float] | None = None
-    if opts.n_clusters == "auto":
+    if opts.n_clusters.auto:
         k, rule_scores = cluster.choose_k(emb, *opts.k_bounds(), seed=seed, rule=opts.k_rule)
         log.info("client %d: %s %s -> k=%d", rt.client_id, opts.k_rule,
                  {kk: round(s, 3) for kk, s in rule_scores.items()}, k)
         scores = rule_scores if opts.k_rule == "silhouette" else None
     else:
-        k = int(opts.n_clusters)
+        k = opts.n_clusters.value
     if scores is None:  # the curve is a diagnostic then (the paper's Figure 7): computed only when asked for
         scores = cluster.silhouette_curve(emb, *opts.silhouette_bounds(), seed=seed) if opts.diagnostics else {}
     meta: dict[str, Any] = {"silhouette": {str(kk): s for kk, s in scores.items()}}
@@ -252,13 +262,13 @@ class FedRouterServer(ServerAlgorithm):
         seed = derive_seed(self.cfg.seed, 0x6C)
         opts: FedRouterSettings = self.cfg.alg
         scores: dict[int, float] | None = None
-        if opts.global_n_clusters == "auto":
+        if opts.global_n_clusters.auto:
             k, rule_scores = cluster.choose_k(points, *opts.k_bounds(), seed=seed, rule=opts.k_rule)
             log.info("global %s %s -> K=%d", opts.k_rule, {kk: round(s, 3) for kk, s in rule_scores.items()}, k)
             scores = rule_scores if opts.k_rule == "silhouette" else None
             self.diag["global_k_rule"] = {"rule": opts.k_rule, "scores": {str(kk): s for kk, s in rule_scores.items()}}
         else:
-            k = min(int(opts.global_n_clusters), len(points))
+            k = min(opts.global_n_clusters.value, len(points))
         if scores is None:  # a diagnostic (Figure 8): at 1,000 clients it costs 7 k-means fits
             scores = cluster.silhouette_curve(points, *opts.silhouette_bounds(), seed=seed) if opts.diagnostics else {}
         self.centroids, _ = cluster.kmeans(points, k, seed)

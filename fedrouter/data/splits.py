@@ -10,13 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fedrouter.config.common import SPLIT_ALIASES, SPLIT_STRATEGIES, TEST_DISTRIBUTIONS  # noqa: F401 - re-exported
 from fedrouter.utils.seeding import derive_seed
 
 logger = logging.getLogger("fedrouter.data")
 
-SPLIT_STRATEGIES = ("single", "dual", "multi", "all", "dirichlet")
-SPLIT_ALIASES = {"multitask_clusters": "single", "multitask_multi_domain": "dual", "multitask_iid": "all"}
-TEST_DISTRIBUTIONS = ("same", "all")
 _SPLIT_VALUES = ("train", "test")
 DIRICHLET_MAX_DRAWS = 100  # redraws of the task proportions before the dirichlet split gives up
 DIRICHLET_TEST_SHARE = 0.1  # under test_distribution=same, a dirichlet client is tested on tasks >= this share

@@ -60,8 +60,9 @@ class LoraSpec:
 class Backbone:
     """The process's base model with named LoRA slots.
 
-    A slot is a PEFT named adapter; every algorithm uses slot "main", FedDPA also "local". Loading a
-    client's or a cluster's adapter copies arrays into the slot's parameters in place."""
+    A slot is a PEFT named adapter; every algorithm uses slot "main", and one that keeps a second
+    adapter (a private local one) adds a slot of its own. Loading a client's or a cluster's adapter
+    copies arrays into the slot's parameters in place."""
 
     def __init__(self, spec: ModelSpec, lora: LoraSpec):
         from peft import get_peft_model, prepare_model_for_kbit_training

@@ -59,7 +59,7 @@ def train_adapter(
 
     `seed` fixes batch order and dropout, so a client's update does not depend on which process or
     in which order it runs. `loss_fn(backbone, batch) -> loss` lets an algorithm change the forward
-    (FedDPA mixes two adapters); the default is the causal LM loss on response tokens."""
+    (e.g. to mix two adapters); the default is the causal LM loss on response tokens."""
     model = backbone.model
     params = backbone.parameters(slot)
     for p in params:

@@ -1,23 +1,20 @@
-"""Settings: pyproject defaults match the code, parsing, and validation messages that name the setting."""
+"""RunConfig: reading flat settings into sections, aliases, algorithms' own settings, and validation messages."""
 
 from __future__ import annotations
 
-import dataclasses
 import tomllib
 
 import pytest
 
 from conftest import REPO
 from fedrouter.algorithms.base import algorithms
-from fedrouter.config import ConfigError, RunConfig, flat_defaults, flwr_app_defaults, help_table
+from fedrouter.config import ConfigError, RunConfig, flat_defaults, sections
 from fedrouter.validation import validate
 
 
-def test_pyproject_app_config_equals_code_defaults():
+def test_what_flwr_run_passes_resolves_like_the_launcher():
+    """`flwr run .` hands the ServerApp every key of pyproject's config at its default: an alias still decides."""
     app_cfg = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
-    assert app_cfg == flwr_app_defaults()
-    assert {k: v for k, v in app_cfg.items() if v != flat_defaults()[k]} == {"router": "", "test_distribution": ""}
-    # what `flwr run . --run-config "evaluation_mode='global'"` hands the ServerApp: every key listed
     cfg = RunConfig.from_mapping({**app_cfg, "fed_alg": "fedrouter", "evaluation_mode": "global"})
     assert (cfg.alg.router, cfg.test_distribution) == ("global", "all")
     cfg = RunConfig.from_mapping({**app_cfg, "fed_alg": "fedrouter"})
@@ -29,18 +26,13 @@ def test_a_key_two_algorithms_share_has_one_default():
     for alg in algorithms():
         for key, default in alg.settings.defaults().items():
             assert seen.setdefault(key, default) == default, key
-            assert key not in {f.name for f in dataclasses.fields(RunConfig)}, key
-
-
-def test_docs_settings_table_matches_the_code():
-    """docs/configuration.md's settings tables are help_table()'s output: defaults and meanings cannot drift."""
-    assert help_table() in (REPO / "docs" / "configuration.md").read_text()
+            assert all(key not in sec.keys() for sec in sections()), key
 
 
 def test_parsing_strings_and_unknown_keys():
     cfg = RunConfig.from_mapping({"num_rounds": "3", "load_in_4bit": "true", "lr": "1e-3", "eval-round": "1,3"})
     assert cfg.num_rounds == 3 and cfg.load_in_4bit is True and cfg.lr == 1e-3 and cfg.eval_rounds == (1, 3)
-    with pytest.raises(ConfigError, match="unknown setting"):
+    with pytest.raises(ConfigError, match="unknown setting.*num_round: did you mean num_rounds"):
         RunConfig.from_mapping({"num_round": 3})
     with pytest.raises(ConfigError, match="num_rounds='x': expected int"):
         RunConfig.from_mapping({"num_rounds": "x"})
@@ -55,8 +47,17 @@ def test_evaluation_mode_is_resolved_once_into_router_and_test_distribution(mode
     assert "evaluation_mode" not in cfg.to_dict()  # config.json records what it resolved to
     # A method without a router takes the test distribution only.
     assert RunConfig.from_mapping({"evaluation_mode": mode, "fed_alg": "fedit"}).test_distribution == tested_on
-    with pytest.raises(ConfigError, match=f"evaluation_mode='{mode}' means router="):
-        RunConfig.from_mapping({"evaluation_mode": mode, "router": "global" if router == "local" else "local"})
+    # A setting it implies, given at a non-default value that differs, is a conflict; at its default
+    # (what `flwr run` passes for every key) the alias decides.
+    other_router, other_tested = ("global" if router == "local" else "local"), ("all" if tested_on == "same" else "same")
+    if other_router != "local":
+        with pytest.raises(ConfigError, match=f"evaluation_mode='{mode}' means router="):
+            RunConfig.from_mapping({"evaluation_mode": mode, "router": other_router})
+    else:
+        assert RunConfig.from_mapping({"evaluation_mode": mode, "router": other_router}).alg.router == router
+    if other_tested != "same":
+        with pytest.raises(ConfigError, match=f"evaluation_mode='{mode}' means test_distribution="):
+            RunConfig.from_mapping({"evaluation_mode": mode, "test_distribution": other_tested})
 
 
 def test_one_router_default_everywhere():
@@ -126,3 +127,35 @@ def test_defaults_are_valid(name):
 def test_unknown_algorithm_or_mode_fails_when_read(changes, message):
     with pytest.raises(ConfigError, match=message):
         RunConfig.from_mapping(changes)
+
+
+def test_sections_and_flat_access_agree():
+    cfg = RunConfig.from_mapping({"num_rounds": "3", "lora_r": "4", "mu": "0.5", "fed_alg": "fedprox"})
+    assert cfg.training.num_rounds == cfg.num_rounds == 3 and cfg.lora.lora_r == cfg.lora_r == 4
+    assert cfg.alg.mu == 0.5 and [s.name for s in cfg.section_list()][:-1] == [s.name for s in sections()]
+    assert set(cfg.to_dict()) == {k for sec in cfg.section_list() for k in sec.keys()}
+    with pytest.raises(AttributeError):
+        cfg.num_rounds = 4  # frozen: a changed copy comes from replace
+    assert cfg.replace(num_rounds=4).num_rounds == 4 and cfg.num_rounds == 3
+    assert RunConfig.from_mapping(cfg.to_dict()) == cfg and hash(RunConfig.from_mapping(cfg.to_dict())) == hash(cfg)
+
+
+def test_structured_values_are_parsed_once_and_recorded_as_written():
+    cfg = RunConfig.from_mapping({"k_range": "2,6", "eval_round": "0,3", "inject_fault": "1:2:nan,0:1",
+                                  "lora_target_modules": "q_proj, v_proj", "num_rounds": 3})
+    assert (cfg.alg.k_range.lo, cfg.alg.k_range.hi) == (2, 6) and cfg.eval_round.rounds == (0, 3)
+    assert cfg.inject_fault.entries == ((1, 2, "nan"), (0, 1, "raise")) and cfg.fault_for(1, 2) == "nan"
+    assert cfg.target_modules == ["q_proj", "v_proj"]
+    # config.json keeps the text as written (plain strings: JSON, flwr's ConfigRecord and pyproject take them)
+    flat = cfg.to_dict()
+    assert flat["k_range"] == "2,6" and type(flat["k_range"]) is str and flat["lora_target_modules"] == "q_proj, v_proj"
+    with pytest.raises(ConfigError, match="k_range='2-6' must be 'min,max'"):
+        RunConfig.from_mapping({"k_range": "2-6"})
+    with pytest.raises(ConfigError, match="n_clusters='many' must be a positive integer or 'auto'"):
+        RunConfig.from_mapping({"n_clusters": "many"})
+
+
+def test_typed_construction_checks_keys():
+    assert RunConfig(num_rounds=3, eval_round="1,3").eval_rounds == (1, 3)
+    with pytest.raises(TypeError, match="unknown setting"):
+        RunConfig(num_round=3)
