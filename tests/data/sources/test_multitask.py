@@ -13,7 +13,6 @@ from fedrouter.data.sources import (
     HUB_MIRROR_ENV,
     MULTITASK_SOURCES,
     DatasetError,
-    clear_pool_cache,
     hf,
     load_pool,
     multitask,
@@ -21,15 +20,6 @@ from fedrouter.data.sources import (
 )
 
 N_QQP, N_GIGA, N_SAM, N_WEB = 12, 9, 4, 3
-
-
-@pytest.fixture(autouse=True)
-def _fresh(monkeypatch):
-    monkeypatch.delenv("FEDROUTER_MULTITASK_DIR", raising=False)
-    monkeypatch.delenv(HUB_MIRROR_ENV, raising=False)
-    clear_pool_cache()
-    yield
-    clear_pool_cache()
 
 
 def _qqp(n=N_QQP):
@@ -196,3 +186,31 @@ def test_other_online_failures_do_not_blame_offline_mode(monkeypatch):
         load_pool("multitask", 0, 0)
     msg = str(err.value)
     assert "could not load nyu-mll/glue@" in msg and HUB_MIRROR_ENV in msg and "offline" not in msg.lower()
+
+
+# ------------------------------------------------------------------------------- the source's own checks
+
+
+def test_problems_name_the_environment_variable_that_is_wrong(monkeypatch, tmp_path):
+    from fedrouter.config import RunConfig
+    from fedrouter.data.sources import MULTITASK_DIR_ENV, source_for
+
+    source, cfg = source_for("multitask"), RunConfig().replace(dataset_name="multitask")
+    assert source.problems(cfg) == []
+    monkeypatch.setenv(HUB_MIRROR_ENV, str(tmp_path / "file.txt"))
+    (tmp_path / "file.txt").write_text("x")
+    assert source.problems(cfg) == [f"{HUB_MIRROR_ENV}={str(tmp_path / 'file.txt')!r} is not a folder"]
+    monkeypatch.setenv(MULTITASK_DIR_ENV, str(tmp_path / "nope"))  # the local copy wins over the mirror
+    assert source.problems(cfg) == [f"{MULTITASK_DIR_ENV}={str(tmp_path / 'nope')!r} does not exist"]
+    with pytest.raises(DatasetError, match=f"{MULTITASK_DIR_ENV} points at .*nope, which does not exist"):
+        load_pool("multitask", 0, 0)
+
+
+def test_data_json_records_the_sources_table(monkeypatch, hub_copy):
+    from fedrouter.data.sources import source_for
+
+    monkeypatch.setenv(HUB_MIRROR_ENV, str(hub_copy))
+    load_pool("multitask", 0, 0)
+    assert source_for("multitask").provenance() == {"sources": multitask_sources()}
+    assert {s["loaded_from"] for s in multitask_sources()} == {f"mirror:{hub_copy / s.repo_id}"
+                                                               for s in MULTITASK_SOURCES}
