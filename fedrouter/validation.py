@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from fedrouter.config import ConfigError, RunConfig, cross_checks
@@ -27,31 +26,11 @@ def source_problems(cfg: RunConfig, partition: bool = True) -> list[str]:
     loaded and split into the clients' shards too (cached per process, so that work is not lost):
     missing columns, a task too small for the split, or n_clusters above every client's data size
     are reported here instead of failing inside a client mid-run."""
-    from fedrouter.data.sources import HUB_MIRROR_ENV, hub_dataset_problem, is_hub_id
+    from fedrouter.data.sources import source_for
     from fedrouter.models.loader import bitsandbytes_problem, model_available_offline
     from fedrouter.models.tiny import is_builtin
 
-    out = []
-    name = cfg.dataset_name
-    if is_hub_id(name):  # not a path: a Hugging Face hub dataset id, checked against the cache when offline
-        problem = hub_dataset_problem(name, cfg.dataset_config)
-        if problem:
-            out.append(problem)
-    elif name not in ("builtin", "multitask") and not Path(name).expanduser().exists():
-        out.append(f"dataset_name={name!r}: no such file or folder; allowed: builtin, multitask, a path to "
-                   "JSONL/CSV/parquet data (columns named by instruction_column/response_column/task_column), "
-                   "or a Hugging Face hub dataset id (name or org/name)")
-    if name not in ("builtin", "multitask"):
-        for key in ("instruction_column", "response_column", "task_column", "dataset_split"):
-            if not str(getattr(cfg, key, "x")).strip():
-                out.append(f"{key} is empty: it must name a column of the data" if key != "dataset_split"
-                           else "dataset_split is empty: name the split to load, e.g. train")
-    if name == "multitask" and os.environ.get("FEDROUTER_MULTITASK_DIR"):
-        if not Path(os.environ["FEDROUTER_MULTITASK_DIR"]).exists():
-            out.append(f"FEDROUTER_MULTITASK_DIR={os.environ['FEDROUTER_MULTITASK_DIR']!r} does not exist")
-    elif name == "multitask" and os.environ.get(HUB_MIRROR_ENV):
-        if not Path(os.environ[HUB_MIRROR_ENV]).is_dir():
-            out.append(f"{HUB_MIRROR_ENV}={os.environ[HUB_MIRROR_ENV]!r} is not a folder")
+    out = source_for(cfg.dataset_name).problems(cfg)  # the data source's own checks (fedrouter/data/sources/)
     if not is_builtin(cfg.model_name_or_path):
         problem = model_available_offline(cfg.model_name_or_path)
         if problem:

@@ -73,10 +73,11 @@ def backend_config(cfg: RunConfig) -> dict[str, Any]:
 
 def write_data_record(cfg: RunConfig, path: Path) -> None:
     """The run's data as the split made it, beside its config: the data's tasks, each client's
-    records per task (train and test), and for the hub benchmark the source and revision of each
-    task. Skipped with a warning when the data cannot be loaded here (the clients then say why)."""
+    records per task (train and test), and what the data's source records of where it came from (for the
+    hub benchmark the source and revision of each task). Skipped with a warning when the data cannot be
+    loaded here (the clients then say why)."""
     from fedrouter.data.federated import client_task_counts
-    from fedrouter.data.sources import SourceOptions, load_pool, multitask_sources
+    from fedrouter.data.sources import SourceOptions, load_pool, source_for
     from fedrouter.data.splits import pool_tasks
 
     try:
@@ -86,8 +87,7 @@ def write_data_record(cfg: RunConfig, path: Path) -> None:
     except ValueError as exc:
         log.warning("data not loadable on this machine (%s); %s not written", exc, path.name)
         return
-    if cfg.dataset_name == "multitask":
-        record["sources"] = multitask_sources()
+    record.update(source_for(cfg.dataset_name).provenance())
     atomic_write_json(path, record)
 
 

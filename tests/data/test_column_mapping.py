@@ -130,7 +130,7 @@ def test_is_hub_id(tmp_path):
 def test_hub_dataset_loads_through_load_dataset_and_the_mapping(monkeypatch):
     import datasets
 
-    from fedrouter.data import sources
+    from fedrouter.data.sources import hf
 
     calls = []
 
@@ -139,7 +139,7 @@ def test_hub_dataset_loads_through_load_dataset_and_the_mapping(monkeypatch):
         return datasets.Dataset.from_list(_flan_rows() if path == "org/flan" else _dolly_rows())
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    monkeypatch.setattr(sources, "_hub_mode", lambda: (False, ""))
+    monkeypatch.setattr(hf, "hub_mode", lambda: (False, ""))
     opts = SourceOptions(task_column="category", input_column="context", dataset_split="train[:50%]")
     pool = load_pool("databricks/databricks-dolly-15k", 0, 0, opts)
     assert calls == [("databricks/databricks-dolly-15k", None, "train[:50%]")]

@@ -9,26 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from fedrouter.data import sources
 from fedrouter.data.sources import (
     HUB_MIRROR_ENV,
     MULTITASK_SOURCES,
     DatasetError,
-    clear_pool_cache,
+    hf,
     load_pool,
+    multitask,
     multitask_sources,
 )
 
 N_QQP, N_GIGA, N_SAM, N_WEB = 12, 9, 4, 3
-
-
-@pytest.fixture(autouse=True)
-def _fresh(monkeypatch):
-    monkeypatch.delenv("FEDROUTER_MULTITASK_DIR", raising=False)
-    monkeypatch.delenv(HUB_MIRROR_ENV, raising=False)
-    clear_pool_cache()
-    yield
-    clear_pool_cache()
 
 
 def _qqp(n=N_QQP):
@@ -124,7 +115,7 @@ def test_sources_table_is_script_free_and_pinned():
 
 def test_mirror_loads_the_benchmark_with_todays_records(monkeypatch, hub_copy, caplog):
     small = tuple(dataclasses.replace(s, first_n=5) if s.first_n else s for s in MULTITASK_SOURCES)
-    monkeypatch.setattr(sources, "MULTITASK_SOURCES", small)
+    monkeypatch.setattr(multitask, "MULTITASK_SOURCES", small)
     monkeypatch.setenv(HUB_MIRROR_ENV, str(hub_copy))
     with caplog.at_level(logging.INFO, logger="fedrouter.data"):
         pool = load_pool("multitask", 0, 0)
@@ -154,8 +145,8 @@ def test_hub_path_calls_load_dataset_with_the_tables_repo_files_and_revision(mon
         return real(str(hub_copy / path), name, data_files=data_files, split=split, **kwargs)
 
     monkeypatch.setattr(datasets, "load_dataset", routed)
-    monkeypatch.setattr(sources, "_hub_mode", lambda: (False, ""))
-    monkeypatch.setattr(sources, "_resolved_commit", lambda src, offline: "0" * 40)
+    monkeypatch.setattr(hf, "hub_mode", lambda: (False, ""))
+    monkeypatch.setattr(multitask, "_resolved_commit", lambda src, offline: "0" * 40)
     pool = load_pool("multitask", 0, 0)
     assert calls == [(s.repo_id, None, s.data_files, s.revision, "train") for s in MULTITASK_SOURCES]
     assert pool == _expected({"qqp": 30_000, "gigaword": 30_000})  # the cap keeps every row of these tiny files
@@ -174,7 +165,7 @@ def test_loading_script_failure_is_reported_as_such_never_as_offline(monkeypatch
         raise RuntimeError(message) if error == "runtime" else DatasetNotFoundError(message)
 
     monkeypatch.setattr(datasets, "load_dataset", script_dataset)
-    monkeypatch.setattr(sources, "_hub_mode", lambda: (offline, "offline mode is on (HF_HUB_OFFLINE)"))
+    monkeypatch.setattr(hf, "hub_mode", lambda: (offline, "offline mode is on (HF_HUB_OFFLINE)"))
     with pytest.raises(DatasetError) as err:
         load_pool("multitask", 0, 0)
     msg = str(err.value)
@@ -190,8 +181,36 @@ def test_other_online_failures_do_not_blame_offline_mode(monkeypatch):
         raise FileNotFoundError("Unable to find 'hf://datasets/Harvard/gigaword@refs/convert/parquet/default/...'")
 
     monkeypatch.setattr(datasets, "load_dataset", moved)
-    monkeypatch.setattr(sources, "_hub_mode", lambda: (False, ""))
+    monkeypatch.setattr(hf, "hub_mode", lambda: (False, ""))
     with pytest.raises(DatasetError) as err:
         load_pool("multitask", 0, 0)
     msg = str(err.value)
     assert "could not load nyu-mll/glue@" in msg and HUB_MIRROR_ENV in msg and "offline" not in msg.lower()
+
+
+# ------------------------------------------------------------------------------- the source's own checks
+
+
+def test_problems_name_the_environment_variable_that_is_wrong(monkeypatch, tmp_path):
+    from fedrouter.config import RunConfig
+    from fedrouter.data.sources import MULTITASK_DIR_ENV, source_for
+
+    source, cfg = source_for("multitask"), RunConfig().replace(dataset_name="multitask")
+    assert source.problems(cfg) == []
+    monkeypatch.setenv(HUB_MIRROR_ENV, str(tmp_path / "file.txt"))
+    (tmp_path / "file.txt").write_text("x")
+    assert source.problems(cfg) == [f"{HUB_MIRROR_ENV}={str(tmp_path / 'file.txt')!r} is not a folder"]
+    monkeypatch.setenv(MULTITASK_DIR_ENV, str(tmp_path / "nope"))  # the local copy wins over the mirror
+    assert source.problems(cfg) == [f"{MULTITASK_DIR_ENV}={str(tmp_path / 'nope')!r} does not exist"]
+    with pytest.raises(DatasetError, match=f"{MULTITASK_DIR_ENV} points at .*nope, which does not exist"):
+        load_pool("multitask", 0, 0)
+
+
+def test_data_json_records_the_sources_table(monkeypatch, hub_copy):
+    from fedrouter.data.sources import source_for
+
+    monkeypatch.setenv(HUB_MIRROR_ENV, str(hub_copy))
+    load_pool("multitask", 0, 0)
+    assert source_for("multitask").provenance() == {"sources": multitask_sources()}
+    assert {s["loaded_from"] for s in multitask_sources()} == {f"mirror:{hub_copy / s.repo_id}"
+                                                               for s in MULTITASK_SOURCES}
