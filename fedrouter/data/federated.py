@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from fedrouter.config import TaskSelection
 from fedrouter.data.sources import SourceOptions, load_pool
 from fedrouter.data.splits import ClientData, canonical_split, partition, pool_tasks, task_counts, train_test_split
 
@@ -28,7 +29,7 @@ class PartitionSettings:
     tasks_per_client: int
     dirichlet_alpha: float
     dirichlet_min_records: int
-    unseen_tasks: str
+    unseen_tasks: TaskSelection
 
     @classmethod
     def from_config(cls, cfg: Any) -> PartitionSettings:

@@ -9,7 +9,7 @@ from fedrouter.data.federated import PartitionSettings, all_client_data
 
 
 def test_partition_settings_are_run_settings_of_the_same_type():
-    run = {f.name: f for f in dataclasses.fields(RunConfig)}
+    run = {f.name: f for sec in RunConfig().section_list() for f in dataclasses.fields(sec)}
     for f in dataclasses.fields(PartitionSettings):
         assert f.name in run and f.type == run[f.name].type, f.name
         assert f.default is dataclasses.MISSING, f"{f.name} restates a default"

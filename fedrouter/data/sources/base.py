@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedrouter.config import RunConfig
+from fedrouter.config.common import DataSettings
 
 REQUIRED_COLUMNS = ("instruction", "response", "task")
 # How messages list the dataset_name values a source takes: in the empty-name error ("brief"), in load errors
@@ -22,8 +22,8 @@ class DatasetError(ValueError):
 
 
 def _run_default(name: str) -> Any:
-    """The default of the RunConfig setting `name`, so a default written here is never a second copy."""
-    return next(f.default for f in dataclasses.fields(RunConfig) if f.name == name)
+    """The default of the data setting `name`, so a default written here is never a second copy."""
+    return DataSettings.defaults()[name]
 
 
 @dataclass(frozen=True)

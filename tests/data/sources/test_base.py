@@ -102,9 +102,9 @@ def test_claim_order_puts_named_sources_before_hub_ids_and_paths(tmp_path, monke
 
 
 def test_source_options_defaults_are_run_configs():
-    fields = {f.name: f for f in dataclasses.fields(RunConfig)}
+    defaults = RunConfig().to_dict()
     for f in dataclasses.fields(SourceOptions):
-        assert f.name in fields and f.default == fields[f.name].default, f.name
+        assert f.name in defaults and f.default == defaults[f.name], f.name
     assert SourceOptions() == SourceOptions.from_config(RunConfig())
     assert SourceOptions.from_config(object()) == SourceOptions()  # absent settings keep the defaults
     assert (OWN_COLUMNS.instruction_column, OWN_COLUMNS.response_column, OWN_COLUMNS.task_column) == REQUIRED_COLUMNS
