@@ -102,6 +102,8 @@ class RunConfig:
     batch_size_eval: int = _f(32, "prompts per generation batch")
     max_new_tokens: int = _f(40, "generation length cap")
     generation_batching: str = _f("auto", "test samples routed to several adapters: mixed = one batch per client with each row's own adapter (batched per-row LoRA; PEFT's mixed-adapter batches for LoRA variants it does not cover), grouped = one routed group after another, auto = whichever measured decode steps say is faster")
+    metrics: str = _f("rouge1,rouge2,rougeL", "comma-separated metrics every task is scored by (the first is the headline): rouge1, rouge2, rougeL, exact_match, chrf, bleu, or one registered with fedrouter.metrics.register_metric")
+    task_metrics: str = _f("", "per-task metrics instead of `metrics`, e.g. qqp=exact_match;gigaword=rouge1,rougeL (task=metrics entries, ';'-separated); tasks not named use `metrics`; empty = none")
     # --- algorithm ------------------------------------------------------------------------------
     fed_alg: str = _f("", "the algorithm; empty = the proposed one (FedRouter); each algorithm's own settings are listed below")
     # --- run ------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 from fedrouter.config import DTYPES, GENERATION_BATCHING, TEST_DISTRIBUTIONS, ConfigError, RunConfig
 from fedrouter.data.splits import SPLIT_ALIASES
 from fedrouter.data.splits import SPLIT_STRATEGIES as SPLITS
+from fedrouter.metrics import selection_problems
 
 
 def problems(cfg: RunConfig, sources: bool = True) -> list[str]:
@@ -55,6 +56,7 @@ def problems(cfg: RunConfig, sources: bool = True) -> list[str]:
     check(cfg.batch_size_eval >= 1, f"batch_size_eval={cfg.batch_size_eval} must be >= 1")
     check(cfg.generation_batching in GENERATION_BATCHING,
           f"generation_batching={cfg.generation_batching!r} is not allowed; allowed: {', '.join(GENERATION_BATCHING)}")
+    out += selection_problems(cfg.metrics, cfg.task_metrics)
     check(cfg.gradient_accumulation_steps >= 1 and cfg.batch_size % max(1, cfg.gradient_accumulation_steps) == 0,
           f"gradient_accumulation_steps={cfg.gradient_accumulation_steps} must be >= 1 and divide batch_size={cfg.batch_size}")
     check(cfg.max_steps >= 0, f"max_steps={cfg.max_steps} must be >= 0 (0 = use num_train_epochs)")
