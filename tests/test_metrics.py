@@ -17,6 +17,7 @@ from fedrouter import metrics
 from fedrouter.algorithms.base import client_metrics, get_algorithm, reply, score_predictions
 from fedrouter.config import RunConfig
 from fedrouter.metrics import (
+    ROUGE_KEYS,
     MetricSelection,
     combine_clients,
     normalize_answer,
@@ -114,7 +115,39 @@ def test_a_metric_name_must_fit_the_keys():
         register_metric("rouge1", scorer("exact_match"))
 
 
-# --- bookkeeping with per-task metrics --------------------------------------------------------------------
+# --- bookkeeping: per sample -> per client -> across clients --------------------------------------------
+
+
+def test_client_then_mean_over_clients():
+    # client A: two samples (qqp 1.0, webnlg 0.0) -> 0.5; client B: one sample (qqp 0.5) -> 0.5
+    a = summarize_client({k: np.array([1.0, 0.0]) for k in ("rouge1", "rouge2", "rougeL")}, ["qqp", "webnlg"])
+    b = summarize_client({k: np.array([0.5]) for k in ("rouge1", "rouge2", "rougeL")}, ["qqp"])
+    assert a["rouge1"] == pytest.approx(0.5) and a["n/qqp"] == 1
+    out = combine_clients([a, b], ROUGE_KEYS)
+    assert out["rouge1"] == pytest.approx(0.5)  # mean over clients, not over the 3 samples (0.5 too)
+    assert out["rouge1/qqp"] == pytest.approx(0.75)  # mean of client scores on qqp: (1.0 + 0.5) / 2
+    assert out["rouge1/webnlg"] == pytest.approx(0.0)
+    assert out["num_clients"] == 2 and out["num_samples"] == 3
+    # a client-mean differs from a pooled mean when clients have different sizes
+    c = summarize_client({k: np.array([1.0, 1.0, 1.0]) for k in ("rouge1", "rouge2", "rougeL")}, ["qqp"] * 3)
+    d = summarize_client({k: np.array([0.0]) for k in ("rouge1", "rouge2", "rougeL")}, ["qqp"])
+    assert combine_clients([c, d], ROUGE_KEYS)["rouge1"] == pytest.approx(0.5)
+
+
+def test_seen_and_unseen_scores_are_per_client_means_then_means_over_clients():
+    # Prepare: client A has 2 seen (qqp) and 2 unseen (samsum) samples, client B only seen ones
+    a = {k: np.array([1.0, 0.5, 0.2, 0.0]) for k in ROUGE_KEYS}
+    b = {k: np.array([0.6, 0.4]) for k in ROUGE_KEYS}
+    # Execute
+    ma = summarize_client(a, ["qqp", "qqp", "samsum", "samsum"], unseen=("samsum",))
+    mb = summarize_client(b, ["gigaword", "gigaword"], unseen=("samsum",))
+    both = combine_clients([ma, mb], ROUGE_KEYS)
+    # Assert: per client, then the mean over the clients that have such samples
+    assert (ma["rouge1/seen"], ma["rouge1/unseen"], ma["n/unseen"]) == (0.75, 0.1, 2.0)
+    assert "rouge1/unseen" not in mb and mb["rouge1/seen"] == 0.5
+    assert both["rouge1/seen"] == (0.75 + 0.5) / 2 and both["rouge1/unseen"] == 0.1
+    # without unseen tasks nothing is added
+    assert "rouge1/seen" not in summarize_client(b, ["gigaword", "gigaword"])
 
 
 def test_a_metric_covers_only_the_tasks_it_scores():
