@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fedrouter.config import ConfigError, RunConfig, cross_checks
+from fedrouter.metrics import selection_problems
 
 
 def problems(cfg: RunConfig, sources: bool = True) -> list[str]:
@@ -16,6 +17,7 @@ def problems(cfg: RunConfig, sources: bool = True) -> list[str]:
     for section in cfg.section_list():  # the common sections, then the algorithm's own
         out += section.check(cfg)
     out += cross_checks(cfg)
+    out += selection_problems(cfg.metrics, cfg.task_metrics)  # the metric registry lives above the settings
     if sources:
         out += source_problems(cfg, partition=not out)
     return out

@@ -84,7 +84,7 @@ _TASK = "(qqp|gigaword|samsum|webnlg)"
 _COMMON = [r"client_id", r"time_s", r"time/\w+", r"pid", r"load_count", r"decode_steps", r"decode_row_steps"]
 _METRICS = {  # (algorithm, message kind) -> allowed metric keys (regular expressions), besides _COMMON
     "train": [r"loss", r"num_samples"],
-    "evaluate": [rf"(n|rouge1|rouge2|rougeL)(/{_TASK})?"],
+    "evaluate": [rf"(n|{{metrics}})(/{_TASK})?"],  # {metrics}: every registered metric's key
     ("feddpa", "train"): [r"loss", r"local_loss", r"num_samples"],
     ("feddpa", "evaluate"): [r"alpha_(mean|own|other)", r"n_(own|other)"],
     ("fedrouter", "train"): [r"num_samples/\d+"],
@@ -100,8 +100,11 @@ def message_violations(fed_alg: str, kind: str, content: RecordDict, lora: dict[
     ids, per-sample embeddings or labels — is a violation. Empty list = clean."""
     import re
 
+    from fedrouter.metrics import metric_names
+
     bad = []
-    patterns = _COMMON + _METRICS.get(kind, []) + _METRICS.get((fed_alg, kind), [])
+    patterns = [p.replace("{metrics}", "|".join(metric_names()))
+                for p in _COMMON + _METRICS.get(kind, []) + _METRICS.get((fed_alg, kind), [])]
     for name, record in content.metric_records.items():
         bad += [f"metric record {name!r}"] * (name != "metrics")
         bad += [f"metric {key!r}" for key in record if not any(re.fullmatch(p, key) for p in patterns)]

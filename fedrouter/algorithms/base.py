@@ -20,7 +20,8 @@ from fedrouter.config.registry import (  # noqa: F401
     known_algorithms,
     register,
 )
-from fedrouter.steps.evaluate import combine_clients, generate, mixed_batches_pay, rouge, summarize_client
+from fedrouter.metrics import MetricSelection, combine_clients, headline_scores, score_samples, summarize_client
+from fedrouter.steps.evaluate import generate, mixed_batches_pay
 
 if TYPE_CHECKING:
     from fedrouter.algorithms.client_state import ClientState, ClientStore
@@ -149,7 +150,7 @@ class ServerAlgorithm(ABC):
     def configure_evaluate(self, rnd: int, client_ids: Sequence[int]) -> dict[int, RecordDict]: ...
 
     def aggregate_evaluate(self, rnd: int, replies: dict[int, RecordDict]) -> dict[str, float]:
-        return combine_clients(metrics_of(c) for c in replies.values())
+        return combine_clients((metrics_of(c) for c in replies.values()), MetricSelection.of(self.cfg).names)
 
     def diagnostics(self) -> dict[str, Any]:
         """JSON-able facts worth keeping in the run folder (clusters, routing, groups)."""
@@ -176,13 +177,30 @@ def received_adapter(rt: ClientRuntime, content: RecordDict) -> AdapterState:
 
 
 def client_metrics(rt: ClientRuntime, scores: dict[str, np.ndarray]) -> dict[str, float]:
-    """A client's evaluation metrics from per-sample ROUGE (overall, per task, seen / unseen tasks)."""
+    """A client's evaluation metrics from per-sample scores (overall, per task, seen / unseen tasks)."""
     return summarize_client(scores, [r["task"] for r in rt.data.test], rt.data.unseen_tasks)
+
+
+def score_predictions(rt: ClientRuntime, preds: Sequence[str], **extra: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-sample scores of the run's metrics (fedrouter.metrics), aligned with rt.data.test. The
+    client keeps each prediction with its reference, the `extra` per-sample values and its task's
+    first metric (raw text never leaves it)."""
+    test = rt.data.test
+    tasks = [r["task"] for r in test]
+    selection = MetricSelection.of(rt.cfg)
+    scores = score_samples(preds, [r["response"] for r in test], tasks, selection)
+    if rt.store is not None:
+        rows = []
+        for i, (r, p, headline) in enumerate(zip(test, preds, headline_scores(scores, tasks, selection), strict=True)):
+            per_sample = {k: float(v[i]) for k, v in extra.items()}
+            rows.append({"task": r["task"], "prediction": p, "reference": r["response"], **per_sample, **headline})
+        rt.store.save_predictions(rt.rnd, rows)
+    return scores
 
 
 def score_groups(rt: ClientRuntime, groups: Sequence[tuple[AdapterState, np.ndarray]]) -> dict[str, np.ndarray]:
     """Generate each group of test samples with its own adapter (swapped into the one backbone)
-    and return per-sample ROUGE aligned with rt.data.test."""
+    and return the per-sample scores of the run's metrics aligned with rt.data.test."""
     n = len(rt.data.test)
     preds = [""] * n
     groups = [(state, idx) for state, idx in groups if len(idx)]
@@ -209,10 +227,4 @@ def score_groups(rt: ClientRuntime, groups: Sequence[tuple[AdapterState, np.ndar
             outs = generate(rt.backbone, [rt.data.test[i]["instruction"] for i in idx], rt.cfg)
             for i, p in zip(idx, outs, strict=True):
                 preds[i] = p
-    refs = [r["response"] for r in rt.data.test]
-    scores = rouge(preds, refs)
-    if rt.store is not None:
-        # Kept on the client for inspection (raw text never leaves it).
-        rt.store.save_predictions(rt.rnd, [{"task": r["task"], "prediction": p, "reference": r["response"],
-                                            "rouge1": float(s)} for r, p, s in zip(rt.data.test, preds, scores["rouge1"], strict=True)])
-    return scores
+    return score_predictions(rt, preds)

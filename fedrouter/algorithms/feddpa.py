@@ -34,13 +34,14 @@ from fedrouter.algorithms.base import (
     received_adapter,
     register,
     reply,
+    score_predictions,
 )
 from fedrouter.algorithms.client_state import ClientState
 from fedrouter.algorithms.fedit import FedITServer
 from fedrouter.config import AlgorithmSettings, RunConfig, setting
 from fedrouter.data.prompt import encode_prompt
 from fedrouter.models.backbone import AdapterState, last_hidden_state
-from fedrouter.steps.evaluate import generate, rouge
+from fedrouter.steps.evaluate import generate
 from fedrouter.steps.train import train_adapter
 from fedrouter.utils.seeding import derive_seed
 
@@ -181,11 +182,8 @@ class FedDPAClient(ClientAlgorithm):
         alphas = instance_alphas(rt)
         test = rt.data.test
         preds = mixed_generate(rt, [r["instruction"] for r in test], alphas)
-        scores = rouge(preds, [r["response"] for r in test])
+        scores = score_predictions(rt, preds, alpha=alphas)
         tasks = [r["task"] for r in test]
-        rt.store.save_predictions(rt.rnd, [
-            {"task": r["task"], "prediction": p, "reference": r["response"], "alpha": float(a), "rouge1": float(s)}
-            for r, p, a, s in zip(test, preds, alphas, scores["rouge1"], strict=True)])
         rt.store.save_eval(rt.rnd, {"alpha": alphas}, {"tasks": tasks})
         metrics = client_metrics(rt, scores)
         metrics["alpha_mean"] = float(alphas.mean()) if len(alphas) else 0.0

@@ -21,7 +21,6 @@ from fedrouter.algorithms.base import (
     ClientRuntime,
     ServerAlgorithm,
     client_metrics,
-    combine_clients,
     from_record,
     meta_of,
     metrics_of,
@@ -32,6 +31,7 @@ from fedrouter.algorithms.base import (
 )
 from fedrouter.algorithms.client_state import ClientState
 from fedrouter.config import AlgorithmSettings, Alias, IntOrAuto, IntRange, RunConfig, register_alias, setting
+from fedrouter.metrics import MetricSelection, combine_clients
 from fedrouter.steps import cluster
 from fedrouter.steps.aggregate import weighted_average
 from fedrouter.steps.embed import embed
@@ -358,7 +358,7 @@ class FedRouterServer(ServerAlgorithm):
 
     def aggregate_evaluate(self, rnd, replies):
         metrics = [metrics_of(c) for c in replies.values()]
-        out = combine_clients(metrics)
+        out = combine_clients(metrics, MetricSelection.of(self.cfg).names)
         if self.task_table is None:  # diagnostics off: no task labels, no routing accuracy
             return out
         dom = cluster.dominant(self.task_table)

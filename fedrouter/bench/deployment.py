@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fedrouter.config import RunConfig, flat_defaults
+from fedrouter.metrics import MetricSelection, display_name
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCHER = REPO / "training_scripts" / "run_deployment_local.sh"
@@ -121,7 +122,8 @@ def compare(cfg: RunConfig, tmp: Path) -> dict[str, Any]:
     waits = {"simulation": waiting(sim.rows), "deployment": waiting(dep_rows)}
     rounds = [k for k in walls["simulation"] if k != "setup"]
     sim_rounds, dep_rounds = (sum(walls[e][k] for k in rounds) for e in ("simulation", "deployment"))
-    final = {e: next(r["eval"]["rouge1"] for r in reversed(rows) if "eval" in r)
+    headline = MetricSelection.of(cfg).headline
+    final = {e: next(r["eval"][headline] for r in reversed(rows) if "eval" in r)
              for e, rows in (("simulation", sim.rows), ("deployment", dep_rows))}
     return {
         "config": cfg.to_dict(),
@@ -132,7 +134,8 @@ def compare(cfg: RunConfig, tmp: Path) -> dict[str, Any]:
         "run_wall_s": {"simulation": sim.wall_s, "deployment": dep_wall},
         "loads": {"simulation": sorted(runs.workers(sim.rows).values()),
                   "deployment": sorted(runs.workers(dep_rows).values())},
-        "final_rouge1": final,
+        "final_metric": headline,
+        "final_score": final,
         # client phases summed over messages: where a difference in compute (not in messaging) shows
         "phases": {"simulation": runs.phase_totals(sim.rows), "deployment": runs.phase_totals(dep_rows)},
     }
@@ -159,8 +162,8 @@ def markdown(r: dict[str, Any], argv: str) -> str:
             "", f"Base-model loads per process: simulation {r['loads']['simulation']} (Ray workers), deployment "
             f"{r['loads']['deployment']} (one ClientApp process per SuperNode). Whole run including start-up and "
             f"shutdown: simulation {r['run_wall_s']['simulation']:.0f} s, deployment {r['run_wall_s']['deployment']:.0f} s. "
-            f"Final ROUGE-1: simulation {r['final_rouge1']['simulation']:.4f}, deployment "
-            f"{r['final_rouge1']['deployment']:.4f}.", "",
+            f"Final {display_name(r['final_metric'])}: simulation {r['final_score']['simulation']:.4f}, deployment "
+            f"{r['final_score']['deployment']:.4f}.", "",
             "| phase (worker-seconds, all messages) | simulation | deployment |", "| --- | --- | --- |"]
     ps, pd = r["phases"]["simulation"], r["phases"]["deployment"]
     out += [f"| {k} | {ps[k]:.1f} | {pd.get(k, 0.0):.1f} |" for k in ps if ps[k] or pd.get(k)]

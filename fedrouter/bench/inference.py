@@ -18,11 +18,12 @@ from fedrouter.algorithms.base import get_algorithm
 from fedrouter.bench.replay import client_runtime, restored_server
 from fedrouter.config import RunConfig
 from fedrouter.data.prompt import encode_prompt
+from fedrouter.metrics import MetricSelection, score_samples
 from fedrouter.models.backbone import get_backbone
 from fedrouter.models.loader import ModelSpec, load_model
 from fedrouter.steps import cluster
 from fedrouter.steps.embed import mean_pooled
-from fedrouter.steps.evaluate import DECODE_COUNTERS, generate, rouge
+from fedrouter.steps.evaluate import DECODE_COUNTERS, generate
 
 
 @torch.inference_mode()
@@ -79,7 +80,7 @@ def reference_routed_eval(cfg: RunConfig, client_id: int, centroids: np.ndarray,
         load_s += time.perf_counter() - start
         for i, p in zip(idx, plain_generate(model, tok, [instructions[i] for i in idx], cfg), strict=True):
             preds[i] = p
-    rouge(preds, [r["response"] for r in test])
+    score_samples(preds, [r["response"] for r in test], [r["task"] for r in test], MetricSelection.of(cfg))
     return preds, routed, load_s, 1 + len(groups)
 
 
@@ -91,7 +92,7 @@ def _test(cfg: RunConfig, client_id: int) -> list[dict[str, Any]]:
 
 def routed_eval_speedup(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     """Every client's routed evaluation of the run's last round, ours (the real client half on the
-    process's one backbone: embed the test set, route, swap adapters, bucketed generation, ROUGE)
+    process's one backbone: embed the test set, route, swap adapters, bucketed generation, scoring)
     against the reference way, client by client, on the same samples, centroids and adapters."""
     server, rnd = restored_server(cfg, run_dir)
     contents = server.configure_evaluate(rnd, list(range(cfg.num_clients)))

@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from fedrouter.metrics import MetricSelection, scores_text
+
 # The reference code on this configuration (the speed issue's measurements, 2 cores, two runs).
 REFERENCE = {"wall_s": (549.0, 558.0), "driver_peak_gb": 10.0, "loads": 39, "adapter_message_mb": 228.0,
              "generation_share": 0.60}
@@ -71,7 +73,7 @@ def markdown(r: dict[str, Any], argv: str) -> str:
            f"| bytes per adapter message | {r['adapter_message_mb']:.3f} MB | {ref['adapter_message_mb']:.0f} MB |",
            f"| generation's share of client compute | {r['generation_share']:.0%} | ~{ref['generation_share']:.0%} |",
            "", f"Rounds' wall time {r['rounds_wall_s']:.0f} s; communication {r['communication_mb']:.2f} MB in all; "
-           f"final ROUGE-1 {r['final']['rouge1']:.4f}.", "", "| phase | worker-seconds |", "| --- | --- |"]
+           f"final {scores_text(r['final'], [MetricSelection.of_config(r['config']).headline])}.", "", "| phase | worker-seconds |", "| --- | --- |"]
     out += [f"| {k} | {v:.1f} |" for k, v in r["phases"].items()]
     line = r["roofline"]
     if line:

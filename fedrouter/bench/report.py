@@ -31,7 +31,7 @@ PHASE_LABELS = {
     "train": "training",
     "route": "routing: nearest centroid",
     "generate": "generation",
-    "rouge": "ROUGE",
+    "rouge": "scoring: the run's metrics (ROUGE by default)",
     "global_cluster": "server: global clustering",
     "aggregate": "server: aggregation",
 }

@@ -150,6 +150,8 @@ class EvaluationSettings(Section):
     batch_size_eval: int = setting(32, "prompts per generation batch")
     max_new_tokens: int = setting(40, "generation length cap")
     generation_batching: str = setting("auto", "test samples routed to several adapters: mixed = one batch per client with each row's own adapter (batched per-row LoRA; PEFT's mixed-adapter batches for LoRA variants it does not cover), grouped = one routed group after another, auto = whichever measured decode steps say is faster")
+    metrics: str = setting("rouge1,rouge2,rougeL", "comma-separated metrics every task is scored by (the first is the headline): rouge1, rouge2, rougeL, exact_match, chrf, bleu, or one registered with fedrouter.metrics.register_metric")
+    task_metrics: str = setting("", "per-task metrics instead of `metrics`, e.g. qqp=exact_match;gigaword=rouge1,rougeL (task=metrics entries, ';'-separated); tasks not named use `metrics`; empty = none")
 
     def check(self, run: RunConfig) -> list[str]:
         out = _allowed("generation_batching", self.generation_batching, GENERATION_BATCHING)

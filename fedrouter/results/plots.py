@@ -1,5 +1,5 @@
 """The report's figures (matplotlib, Agg backend): bars per scenario, t-SNE of routed test
-embeddings, silhouette against k, ROUGE-1 against round. Plain data in, one PNG out per call."""
+embeddings, silhouette against k, the headline metric against round. Plain data in, one PNG out per call."""
 
 from __future__ import annotations
 
@@ -53,9 +53,9 @@ def method_colors(methods: Sequence[str]) -> dict[str, str]:
     return dict(zip(methods, palette(len(methods)), strict=True))
 
 
-def bar_chart(by_method: dict[str, Stat], colors: dict[str, str], title: str, path: Path) -> Path:
-    """The paper's Figure 3 for one scenario: mean ROUGE-1 per method, std over seeds as error bars
-    (none with a single seed), seeds counted under each name."""
+def bar_chart(by_method: dict[str, Stat], colors: dict[str, str], title: str, path: Path, ylabel: str) -> Path:
+    """The paper's Figure 3 for one scenario: the mean score (ROUGE-1 in the paper) per method, std
+    over seeds as error bars (none with a single seed), seeds counted under each name."""
     names = list(by_method)
     stats = [by_method[m] for m in names]
     fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 3.6))
@@ -67,7 +67,7 @@ def bar_chart(by_method: dict[str, Stat], colors: dict[str, str], title: str, pa
         ax.annotate(f"{s.mean:.3f}", (xi, s.mean + (s.std or 0.0)), ha="center", va="bottom", fontsize=8,
                     xytext=(0, 2), textcoords="offset points")
     ax.set_xticks(x, [f"{m}\n(n={s.n})" for m, s in zip(names, stats, strict=True)])
-    ax.set_ylabel("ROUGE-1")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     return _save(fig, path)
 
@@ -119,8 +119,10 @@ def silhouette(curves: dict[str, dict[str, dict[int, list[float]]]], path: Path)
     return _save(fig, path)
 
 
-def rouge_curves(curves: dict[str, dict[str, dict[int, list[float]]]], colors: dict[str, str], path: Path) -> Path:
-    """ROUGE-1 against round, one panel per scenario, one line per method (mean over seeds, band = std)."""
+def score_curves(curves: dict[str, dict[str, dict[int, list[float]]]], colors: dict[str, str], path: Path,
+                 ylabel: str) -> Path:
+    """A score (ROUGE-1 in the paper) against round, one panel per scenario, one line per method (mean
+    over seeds, band = std)."""
     scenarios = list(curves)
     fig, axes = plt.subplots(1, max(1, len(scenarios)), figsize=(4.2 * max(1, len(scenarios)), 3.6), squeeze=False)
     for ax, scenario in zip(axes[0], scenarios, strict=False):
@@ -131,6 +133,6 @@ def rouge_curves(curves: dict[str, dict[str, dict[int, list[float]]]], colors: d
         ax.set_title(scenario)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("round")
-        ax.set_ylabel("ROUGE-1")
+        ax.set_ylabel(ylabel)
         ax.legend(fontsize=8)
     return _save(fig, path)

@@ -13,7 +13,7 @@ from typing import Any
 
 # Distributions whose versions can change a run's numbers (importlib.metadata names).
 PACKAGES = ("torch", "transformers", "peft", "accelerate", "flwr", "datasets", "tokenizers", "bitsandbytes",
-            "scikit-learn", "numpy", "sentence-transformers", "rouge-score")
+            "scikit-learn", "numpy", "sentence-transformers", "rouge-score", "sacrebleu")
 COMMIT_CHARS = 12  # how many characters of a commit hash reports show
 # What `differences` compares: thread count, CPU count and platform string are recorded, not compared.
 COMPARED = ("commit", "dirty", "python", *PACKAGES, "cpu", "gpu")

@@ -2,8 +2,8 @@
 
 Reads the run folders `<OUTPUT_DIR>/<scenario>/<method>_seed<seed>/` that
 training_scripts/run_paper_experiments.sh writes, and writes to DIR (default OUTPUT_DIR/report):
-results.md and results.csv (final ROUGE-1/2/L per method x scenario, mean ± sample std over seeds,
-and the reference method's relative gain over each other one), paired.csv (the reference minus each
+results.md and results.csv (the final score of each of the runs' metrics per method x scenario, mean ±
+sample std over seeds, and the reference method's relative gain over each other one), paired.csv (the reference minus each
 baseline per seed, with a 95 % t interval over seeds; also in results.md), per_task.csv (the same per task),
 runs.csv (every run's own final scores beside its round-0 zero-shot ones, one row per run and metric: the
 per-seed numbers behind every table, kept when the run folders are gone), and the plots of
@@ -33,15 +33,14 @@ import numpy as np
 
 from fedrouter.algorithms.base import algorithms, default_algorithm, get_algorithm
 from fedrouter.config import ConfigError, RunConfig
+from fedrouter.metrics import MetricSelection, display_name, get_metric
 from fedrouter.results.provenance import COMMIT_CHARS, differences
 from fedrouter.results.run_folder import RunFolder, config_differences
 from fedrouter.results.stats import Paired, Stat, mean_and_std, paired_interval
 from fedrouter.results.summary import aliases, collect
-from fedrouter.steps.evaluate import ROUGE_KEYS
 from fedrouter.utils.io import atomic_write_text
 
 SCENARIOS = ("interference", "generalization", "single", "iid")  # display order; others follow
-METRIC_NAMES = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
 PER_RUN_KEYS = {"fed_alg", "sim_alias", "seed", "output_dir"}  # settings allowed to differ within a scenario
 DASH = "–"
 ZERO_SHOT = "base model, zero-shot (round 0)"
@@ -54,6 +53,7 @@ class Run:
     seed: int
     path: Path
     results: dict[str, Any]
+    metrics: tuple[str, ...] = MetricSelection.from_settings().names  # what the run scored (its config.json)
 
 
 # --- reading ----------------------------------------------------------------------------------------
@@ -65,7 +65,9 @@ def load_runs(output_dir: Path) -> list[Run]:
     for scenario_dir in sorted(p for p in Path(output_dir).iterdir() if p.is_dir()):
         for method in aliases(scenario_dir):
             for seed, results in sorted(collect(scenario_dir, method).items()):
-                runs.append(Run(scenario_dir.name, method, seed, scenario_dir / f"{method}_seed{seed}", results))
+                path = scenario_dir / f"{method}_seed{seed}"
+                metrics = MetricSelection.of_config(RunFolder(path).read_config()).names
+                runs.append(Run(scenario_dir.name, method, seed, path, results, metrics))
     return runs
 
 
@@ -151,10 +153,25 @@ def paired_differences(runs: list[Run], key: str, reference: str) -> dict[tuple[
     return out
 
 
-def task_names(runs: list[Run]) -> list[str]:
-    """The tasks scored in these runs, in the order the runs report them (the data's order)."""
-    names = dict.fromkeys(k.split("/", 1)[1] for r in runs for k in r.results["final"] if k.startswith("rouge1/"))
+def report_metrics(runs: list[Run]) -> list[str]:
+    """Every metric the runs scored, in the order of their settings; the first is the headline (bars,
+    curves, per-task and seen/unseen tables)."""
+    return list(dict.fromkeys(m for r in runs for m in r.metrics))
+
+
+def task_names(runs: list[Run], metric: str) -> list[str]:
+    """The tasks scored by `metric` in these runs, in the order the runs report them."""
+    names = dict.fromkeys(k.split("/", 1)[1] for r in runs for k in r.results["final"] if k.startswith(f"{metric}/"))
     return [t for t in names if t not in ("seen", "unseen")]  # those two are aggregates, shown apart
+
+
+def metric_title(key: str) -> str:
+    """The metric's display name, marked when lower scores are better."""
+    try:
+        lower = not get_metric(key).higher_is_better
+    except ValueError:  # a metric the run folders hold but this process does not know
+        lower = False
+    return f"{display_name(key)}{' (lower is better)' if lower else ''}"
 
 
 # --- tables -----------------------------------------------------------------------------------------
@@ -283,23 +300,24 @@ def markdown_report(runs: list[Run], output_dir: Path, reference: str | None = N
         out += [f"- {m}" for m in mismatches]
     provenance = [f"- {s}: {note}" for s in scenarios if (note := provenance_note(runs, s))]
     out += ["", *provenance] if provenance else []
-    for key in ROUGE_KEYS:
+    metrics = report_metrics(runs)
+    for key in metrics:
         stats = cell_stats(runs, key)
         g = gains(stats, reference)
         base = zero_shot_stats(runs, key)
         base_row = [[ZERO_SHOT] + [str(base[s]) if s in base else DASH for s in scenarios]] if base else []
-        out += ["", f"## {METRIC_NAMES[key]}", "",
+        out += ["", f"## {metric_title(key)}", "",
                 _md_table(["method", *scenarios], base_row + [[m] + [str(stats[(s, m)]) if (s, m) in stats else DASH
                                                                      for s in scenarios] for m in methods])]
         baselines = [m for m in methods if m != reference]
         if any(cell in g for cell in ((s, m) for s in scenarios for m in baselines)):
-            out += ["", f"Relative gain of {reference} ({METRIC_NAMES[key]}):", "",
+            out += ["", f"Relative gain of {reference} ({display_name(key)}):", "",
                     _md_table(["baseline", *scenarios],
                               [[m] + [_gain_text(g[(s, m)]) if (s, m) in g else DASH for s in scenarios]
                                for m in baselines])]
         paired = paired_differences(runs, key, reference)
         if paired:
-            out += ["", f"Paired difference {reference} - baseline ({METRIC_NAMES[key]}), per seed on the same split and "
+            out += ["", f"Paired difference {reference} - baseline ({display_name(key)}), per seed on the same split and "
                     "seed: mean [95 % t interval over seeds] (n seeds); * = the interval excludes 0:", "",
                     _md_table(["baseline", *scenarios],
                               [[m] + [str(paired[(s, m)][0]) if (s, m) in paired else DASH for s in scenarios]
@@ -312,17 +330,8 @@ def markdown_report(runs: list[Run], output_dir: Path, reference: str | None = N
                 _md_table(["method", *scenarios], [[m] + [
                     f"{traffic[(s, m)].mean:.2f} ± {DASH if traffic[(s, m)].std is None else f'{traffic[(s, m)].std:.2f}'}"
                     if (s, m) in traffic else DASH for s in scenarios] for m in methods])]
-    out += ["", "## Per task (ROUGE-1)"]
-    for s in scenarios:
-        in_s = [r for r in runs if r.scenario == s]
-        tasks = task_names(in_s)
-        per_task = {t: cell_stats(in_s, f"rouge1/{t}") for t in tasks}
-        zero = {t: zero_shot_stats(in_s, f"rouge1/{t}") for t in tasks}
-        out += ["", f"### {s}", "",
-                _md_table(["method", *tasks], [[ZERO_SHOT] + [str(zero[t][s]) if s in zero[t] else DASH for t in tasks]]
-                  + [[m] + [str(per_task[t][(s, m)]) if (s, m) in per_task[t] else DASH
-                            for t in tasks] for m in ordered({r.method for r in in_s}, method_order())])]
-    out += seen_unseen_section(runs, scenarios, reference)
+    out += per_task_section(runs, scenarios, metrics)
+    out += seen_unseen_section(runs, scenarios, reference, metrics[0])
     out += runs_section(runs, scenarios, methods)
     missing = incomplete_runs(output_dir)
     if missing:
@@ -330,13 +339,39 @@ def markdown_report(runs: list[Run], output_dir: Path, reference: str | None = N
     return "\n".join(out) + "\n"
 
 
-def seen_unseen_section(runs: list[Run], scenarios: list[str], reference: str) -> list[str]:
-    """Scenarios with tasks no client trained on: each method's ROUGE-1 on seen-task and on
+def per_task_section(runs: list[Run], scenarios: list[str], metrics: list[str]) -> list[str]:
+    """Per scenario, each method's score per task, each task under the first metric that scores it
+    (the headline's table lists every scenario; a task_metrics task scored by other metrics only
+    follows under its own)."""
+    out: list[str] = []
+    shown: dict[str, set[str]] = defaultdict(set)  # scenario -> tasks already in a table
+    for i, metric in enumerate(metrics):
+        tables = []
+        for s in scenarios:
+            in_s = [r for r in runs if r.scenario == s]
+            tasks = [t for t in task_names(in_s, metric) if t not in shown[s]]
+            shown[s].update(tasks)
+            if not tasks and i:
+                continue
+            per_task = {t: cell_stats(in_s, f"{metric}/{t}") for t in tasks}
+            zero = {t: zero_shot_stats(in_s, f"{metric}/{t}") for t in tasks}
+            tables += ["", f"### {s}", "",
+                       _md_table(["method", *tasks], [[ZERO_SHOT] + [str(zero[t][s]) if s in zero[t] else DASH for t in tasks]]
+                         + [[m] + [str(per_task[t][(s, m)]) if (s, m) in per_task[t] else DASH
+                                   for t in tasks] for m in ordered({r.method for r in in_s}, method_order())])]
+        if tables:
+            out += ["", f"## Per task ({display_name(metric)})", *tables]
+    return out
+
+
+def seen_unseen_section(runs: list[Run], scenarios: list[str], reference: str, metric: str) -> list[str]:
+    """Scenarios with tasks no client trained on: each method's headline score on seen-task and on
     unseen-task test samples (each the mean over clients of the client's mean, as the main score)."""
-    with_unseen = [s for s in scenarios if any("rouge1/unseen" in r.results["final"] for r in runs if r.scenario == s)]
+    with_unseen = [s for s in scenarios if any(f"{metric}/unseen" in r.results["final"] for r in runs if r.scenario == s)]
     if not with_unseen:
         return []
-    seen, unseen = cell_stats(runs, "rouge1/seen"), cell_stats(runs, "rouge1/unseen")
+    name = display_name(metric)
+    seen, unseen = cell_stats(runs, f"{metric}/seen"), cell_stats(runs, f"{metric}/unseen")
     methods = ordered({r.method for r in runs if r.scenario in with_unseen}, method_order())
     left_out = {s: read_config(next(r for r in runs if r.scenario == s)).to_dict().get("unseen_tasks", "")
                 for s in with_unseen}
@@ -354,20 +389,20 @@ def seen_unseen_section(runs: list[Run], scenarios: list[str], reference: str) -
         means.append([m, f"{np.mean(vals):.4f}" if vals else DASH, str(len(vals))])
     # paired over every (scenario, seed) both methods completed: the left-out tasks pooled
     pooled = []
-    paired = paired_differences(runs, "rouge1/unseen", reference)
+    paired = paired_differences(runs, f"{metric}/unseen", reference)
     for m in methods:
         diffs = [d for s in with_unseen if (s, m) in paired for d in paired[(s, m)][1].values()]
         if m != reference and diffs:
             pooled.append([m, str(paired_interval(diffs))])
-    paired_text = ["", f"Paired difference {reference} - baseline of the unseen-task ROUGE-1 over every (scenario, "
+    paired_text = ["", f"Paired difference {reference} - baseline of the unseen-task {name} over every (scenario, "
                    "seed) pair both completed: mean [95 % t interval] (n pairs); * = the interval excludes 0:", "",
-                   _md_table(["baseline", f"{reference} - baseline, unseen ROUGE-1"], pooled)] if pooled else []
-    return ["", "## Seen and unseen tasks (ROUGE-1)", "",
+                   _md_table(["baseline", f"{reference} - baseline, unseen {name}"], pooled)] if pooled else []
+    return ["", f"## Seen and unseen tasks ({name})", "",
             "Tasks no client trained on are scored apart. Cell: seen-task mean / unseen-task mean ± std over "
             f"seeds (n seeds). Unseen tasks per scenario: {', '.join(f'{s}: {left_out[s]}' for s in with_unseen)}.",
             "", _md_table(["method", *with_unseen], rows), "",
-            "Unseen-task ROUGE-1 averaged over those scenarios:", "",
-            _md_table(["method", "mean unseen ROUGE-1", "scenarios"], means), *paired_text]
+            f"Unseen-task {name} averaged over those scenarios:", "",
+            _md_table(["method", f"mean unseen {name}", "scenarios"], means), *paired_text]
 
 
 def _csv(header: list[str], rows: list[list[Any]]) -> str:
@@ -378,13 +413,20 @@ def _csv(header: list[str], rows: list[list[Any]]) -> str:
     return buf.getvalue()
 
 
+def csv_keys(runs: list[Run]) -> list[str]:
+    """What results.csv and paired.csv hold: every metric's overall score, then the headline's seen and
+    unseen ones where the runs have them."""
+    metrics = report_metrics(runs)
+    extra = [k for k in (f"{metrics[0]}/seen", f"{metrics[0]}/unseen") if any(k in r.results["final"] for r in runs)]
+    return [*metrics, *extra]
+
+
 def results_csv(runs: list[Run], reference: str | None = None) -> str:
     reference = reference or default_algorithm()
     rows = []
     scenarios = ordered({r.scenario for r in runs}, SCENARIOS)
     methods = ordered({r.method for r in runs}, method_order())
-    extra = [k for k in ("rouge1/seen", "rouge1/unseen") if any(k in r.results["final"] for r in runs)]
-    for key in (*ROUGE_KEYS, *extra):
+    for key in csv_keys(runs):
         stats = cell_stats(runs, key)
         g = gains(stats, reference)
         for s in scenarios:
@@ -403,10 +445,9 @@ def paired_csv(runs: list[Run], reference: str | None = None) -> str:
     interval, and the per-seed differences (seed:value, space separated)."""
     reference = reference or default_algorithm()
     rows = []
-    extra = [k for k in ("rouge1/seen", "rouge1/unseen") if any(k in r.results["final"] for r in runs)]
     scenarios = ordered({r.scenario for r in runs}, SCENARIOS)
     methods = ordered({r.method for r in runs}, method_order())
-    for key in (*ROUGE_KEYS, *extra):
+    for key in csv_keys(runs):
         paired = paired_differences(runs, key, reference)
         for s in scenarios:
             for m in methods:
@@ -423,15 +464,16 @@ def per_task_csv(runs: list[Run]) -> str:
     methods = ordered({r.method for r in runs}, method_order())
     for s in ordered({r.scenario for r in runs}, SCENARIOS):
         in_s = [r for r in runs if r.scenario == s]
-        for t in task_names(in_s):
-            for key in ROUGE_KEYS:
+        metrics = report_metrics(in_s)
+        for t in dict.fromkeys(t for key in metrics for t in task_names(in_s, key)):
+            for key in metrics:
                 stats = cell_stats(in_s, f"{key}/{t}")
                 rows += [[s, m, t, key, st.mean, st.std, st.n] for m in methods if (st := stats.get((s, m)))]
     return _csv(["scenario", "method", "task", "metric", "mean", "std", "n_seeds"], rows)
 
 
 def runs_csv(runs: list[Run]) -> str:
-    """One row per run and ROUGE metric of its results["final"] (overall, per task, seen/unseen): the run's
+    """One row per run and metric key of its results["final"] (overall, per task, seen/unseen): the run's
     final score, its round-0 (zero-shot) score when it had one, minutes of rounds and the commit it
     last ran on. Every mean, std and paired difference of the report can be recomputed from it."""
     rows = []
@@ -444,19 +486,19 @@ def runs_csv(runs: list[Run]) -> str:
         commit = commit_text(sessions[-1]) if sessions else ""
         rows += [[r.scenario, r.method, r.seed, key, value, zero.get(key), r.results.get("final_round"), run_minutes(r),
                   commit]
-                 for key, value in r.results["final"].items() if key.split("/", 1)[0] in ROUGE_KEYS]
+                 for key, value in r.results["final"].items() if key.split("/", 1)[0] in r.metrics]
     return _csv(["scenario", "method", "seed", "metric", "final", "zero_shot", "final_round", "minutes", "commit"], rows)
 
 
 # --- plot data --------------------------------------------------------------------------------------
 
 
-def rouge_by_round(runs: list[Run], key: str = "rouge1") -> dict[str, dict[str, dict[int, list[float]]]]:
+def scores_by_round(runs: list[Run], key: str) -> dict[str, dict[str, dict[int, list[float]]]]:
     """scenario -> method -> round -> scores over seeds, from metrics.jsonl's evaluation rows."""
     out: dict[str, dict[str, dict[int, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for r in runs:
         for row in RunFolder(r.path).read_metrics():
-            if row.get("eval"):
+            if row.get("eval") and key in row["eval"]:
                 out[r.scenario][r.method][int(row["round"])].append(float(row["eval"][key]))
     return out
 
@@ -480,18 +522,21 @@ def write_report(output_dir: Path, out_dir: Path, reference: str | None = None) 
         written.append(out_dir / name)
     scenarios = ordered({r.scenario for r in runs}, SCENARIOS)
     colors = plots.method_colors(ordered({r.method for r in runs}, method_order()))
-    stats = cell_stats(runs, "rouge1")
+    headline = report_metrics(runs)[0]
+    label = display_name(headline)
+    stats = cell_stats(runs, headline)
     for s in scenarios:
         by_method = {m: stats[(s, m)] for m in colors if (s, m) in stats}
-        written.append(plots.bar_chart(by_method, colors, f"{s}: final ROUGE-1", out_dir / f"bars_{s}.png"))
+        written.append(plots.bar_chart(by_method, colors, f"{s}: final {label}", out_dir / f"bars_{s}.png", label))
     # An algorithm's own figures, from the runs of the reference method (its registry entry's hook).
     ref_runs = sorted((r for r in runs if r.method == reference), key=lambda r: (scenarios.index(r.scenario), r.seed))
     if ref_runs:
         hook = get_algorithm(read_config(ref_runs[0]).fed_alg).report_plots
         if hook is not None:
             written += hook([(r.scenario, r.seed, r.path) for r in ref_runs], out_dir)
-    curves = rouge_by_round(runs)
-    written.append(plots.rouge_curves({s: curves[s] for s in scenarios}, colors, out_dir / "rouge1_curves.png"))
+    curves = scores_by_round(runs, headline)
+    written.append(plots.score_curves({s: curves[s] for s in scenarios}, colors, out_dir / f"{headline}_curves.png",
+                                      label))
     return written
 
 

@@ -10,9 +10,9 @@ import re
 import sys
 from pathlib import Path
 
+from fedrouter.metrics import MetricSelection
 from fedrouter.results.run_folder import RunFolder
 from fedrouter.results.stats import mean_std
-from fedrouter.steps.evaluate import ROUGE_KEYS
 from fedrouter.utils.io import atomic_write_text
 
 
@@ -39,25 +39,47 @@ def zero_shot(output_dir: Path, alias: str, seeds) -> dict[int, dict[str, float]
     return {seed: ev for seed, ev in found.items() if ev is not None}
 
 
-def seed_table(results: dict[int, dict], base: dict[int, dict[str, float]] | None = None) -> str:
+DEFAULT = MetricSelection.from_settings().names  # what run folders from before the metrics settings scored
+
+
+def run_metrics(output_dir: Path, alias: str, seeds) -> tuple[str, ...]:
+    """The metrics the runs scored (each run folder's config.json), the first run's first."""
+    names = [m for seed in sorted(seeds)
+             for m in MetricSelection.of_config(RunFolder(Path(output_dir) / f"{alias}_seed{seed}").read_config()).names]
+    return tuple(dict.fromkeys(names))
+
+
+def _value(scores: dict[str, float], key: str, fmt: str, missing: str) -> str:
+    return format(scores[key], fmt) if key in scores else missing
+
+
+def _mean_std(scores: list[dict[str, float]], key: str) -> str:
+    """mean ± std of `key` over the score dicts that have it (a metric no client scored has none)."""
+    values = [s[key] for s in scores if key in s]
+    return mean_std(values) if values else "–"
+
+
+def seed_table(results: dict[int, dict], base: dict[int, dict[str, float]] | None = None,
+               metrics: tuple[str, ...] = DEFAULT) -> str:
     """Final scores per seed, their mean ± std, and (when known) the base model's zero-shot scores."""
-    rows = ["| seed | " + " | ".join(ROUGE_KEYS) + " |", "| --- |" + " --- |" * len(ROUGE_KEYS)]
+    rows = ["| seed | " + " | ".join(metrics) + " |", "| --- |" + " --- |" * len(metrics)]
     for seed, res in sorted(results.items()):
-        rows.append(f"| {seed} | " + " | ".join(f"{res['final'][k]:.4f}" for k in ROUGE_KEYS) + " |")
-    rows.append("| mean ± std | " + " | ".join(mean_std([r["final"][k] for r in results.values()]) for k in ROUGE_KEYS) + " |")
+        rows.append(f"| {seed} | " + " | ".join(_value(res["final"], k, ".4f", "–") for k in metrics) + " |")
+    rows.append("| mean ± std | " + " | ".join(_mean_std([r["final"] for r in results.values()], k) for k in metrics) + " |")
     if base:
         rows.append("| base model, zero-shot (round 0), mean ± std | "
-                    + " | ".join(mean_std([b[k] for b in base.values()]) for k in ROUGE_KEYS) + " |")
+                    + " | ".join(_mean_std(list(base.values()), k) for k in metrics) + " |")
     return "\n".join(rows)
 
 
-def seed_csv(results: dict[int, dict], base: dict[int, dict[str, float]]) -> str:
-    """One row per seed: final ROUGE-1/2/L and, where known, the zero-shot ones."""
-    header = ["seed", *ROUGE_KEYS, *(f"zero_shot_{k}" for k in ROUGE_KEYS)]
+def seed_csv(results: dict[int, dict], base: dict[int, dict[str, float]],
+             metrics: tuple[str, ...] = DEFAULT) -> str:
+    """One row per seed: the final score of each metric and, where known, the zero-shot ones."""
+    header = ["seed", *metrics, *(f"zero_shot_{k}" for k in metrics)]
     lines = [",".join(header)]
     for seed, res in sorted(results.items()):
-        zs = [f"{base[seed][k]:.6f}" if seed in base else "" for k in ROUGE_KEYS]
-        lines.append(",".join([str(seed), *(f"{res['final'][k]:.6f}" for k in ROUGE_KEYS), *zs]))
+        zs = [_value(base[seed], k, ".6f", "") if seed in base else "" for k in metrics]
+        lines.append(",".join([str(seed), *(_value(res["final"], k, ".6f", "") for k in metrics), *zs]))
     return "\n".join(lines) + "\n"
 
 
@@ -71,10 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no completed runs named {args.alias}_seed* in {args.output_dir}", file=sys.stderr)
         return 1
     base = zero_shot(Path(args.output_dir), args.alias, results)
-    table = f"{args.alias}: final scores over {len(results)} seed(s)\n\n{seed_table(results, base)}\n"
+    metrics = run_metrics(Path(args.output_dir), args.alias, results)
+    table = f"{args.alias}: final scores over {len(results)} seed(s)\n\n{seed_table(results, base, metrics)}\n"
     out = Path(args.output_dir)
     atomic_write_text(out / f"{args.alias}_summary.md", table)
-    atomic_write_text(out / f"{args.alias}_summary.csv", seed_csv(results, base))
+    atomic_write_text(out / f"{args.alias}_summary.csv", seed_csv(results, base, metrics))
     print("\n" + table)
     print(f"(written to {out / (args.alias + '_summary.md')} and .csv)")
     return 0

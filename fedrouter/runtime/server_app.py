@@ -14,6 +14,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedrouter.algorithms.base import ServerAlgorithm, get_algorithm, metrics_of
 from fedrouter.config import RunConfig
+from fedrouter.metrics import MetricSelection, scores_text
 from fedrouter.models.backbone import LoraSpec
 from fedrouter.results.run_folder import RunFolder, config_differences
 from fedrouter.runtime.federation import Federation
@@ -140,7 +141,7 @@ def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
     results = {"final_round": cfg.num_rounds, "final": final, "fed_alg": cfg.fed_alg, "seed": cfg.seed,
                "total_time_s": float(sum(r["time_s"] for r in rows)), "communication": run_traffic(rows)}
     folder.write_results(results)
-    log.info("run finished: ROUGE-1 %.4f  ROUGE-2 %.4f  ROUGE-L %.4f", final["rouge1"], final["rouge2"], final["rougeL"])
+    log.info("run finished: %s", scores_text(final, MetricSelection.of(cfg).names, "  "))
     return results
 
 
@@ -214,9 +215,9 @@ def _log_round(row: dict[str, Any], cfg: RunConfig) -> None:
     if row["failures"]:
         msg += f", failed clients {sorted(row['failures'])}"
     if "eval" in row and row["eval"]:
-        ev = row["eval"]
-        msg += f" | eval ROUGE-1 {ev['rouge1']:.4f} ROUGE-2 {ev['rouge2']:.4f} ROUGE-L {ev['rougeL']:.4f}"
-        per_task = {k.split("/")[1]: v for k, v in ev.items() if k.startswith("rouge1/")}
+        ev, selection = row["eval"], MetricSelection.of(cfg)
+        msg += f" | eval {scores_text(ev, selection.names)}"
+        per_task = {k.split("/")[1]: v for k, v in ev.items() if k.startswith(f"{selection.headline}/")}
         if per_task:
             msg += " (" + ", ".join(f"{t} {v:.3f}" for t, v in per_task.items()) + ")"
     log.info(msg)

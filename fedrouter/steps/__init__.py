@@ -1,1 +1,1 @@
-"""Pipeline steps on arrays and one backbone, no Flower: embed -> cluster -> train -> aggregate -> route/generate/ROUGE."""
+"""Pipeline steps on arrays and one backbone, no Flower: embed -> cluster -> train -> aggregate -> route/generate (scoring: fedrouter.metrics)."""

@@ -1,4 +1,4 @@
-"""Wall-clock seconds per pipeline phase (load, embed, cluster, train, route, generate, rouge, ...).
+"""Wall-clock seconds per pipeline phase (load, embed, cluster, train, route, generate, rouge = scoring, ...).
 
 The shared functions that do the work are marked with `@timed("phase")`; a `recording()` block (one
 client message, one server round) collects what ran inside it. Outside a recording, timing is a no-op."""

@@ -79,7 +79,7 @@ def test_bench_compares_deployment_with_simulation(tmp_path):
                         global_n_clusters="4", num_clients=4, sample_clients=4, num_rounds=2, eval_round="2",
                         max_steps=2, max_new_tokens=4)
     r = compare(cfg, tmp_path)
-    assert r["final_rouge1"]["deployment"] == r["final_rouge1"]["simulation"]
+    assert r["final_metric"] == "rouge1" and r["final_score"]["deployment"] == r["final_score"]["simulation"]
     assert r["loads"]["deployment"] == [1, 1, 1, 1]  # one load per SuperNode for the whole run
     assert list(r["stages"]["deployment"]) == ["setup", "round 1", "round 2"]
     assert r["ratio"] == pytest.approx(r["rounds_wall_s"]["deployment"] / r["rounds_wall_s"]["simulation"])
