@@ -18,7 +18,7 @@ EVALUATION_MODES: dict[str, tuple[str, str]] = {
     "data_global_eval_local": ("local", "all"),
 }
 TEST_DISTRIBUTIONS = ("same", "all")
-GENERATION_BATCHING = ("auto", "grouped", "mixed")  # how routed test samples are decoded (steps/evaluate.py)
+GENERATION_BATCHING = ("auto", "grouped", "mixed")  # how routed test samples are decoded (steps/batching.py)
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 

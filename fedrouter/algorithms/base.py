@@ -13,7 +13,10 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
 from fedrouter.config import AlgorithmSettings
-from fedrouter.steps.evaluate import combine_clients, generate, mixed_batches_pay, rouge, summarize_client
+from fedrouter.steps.batching import mixed_batches_pay
+from fedrouter.steps.evaluate import combine_clients, rouge, summarize_client
+from fedrouter.steps.generate import generate
+from fedrouter.utils import process_state
 
 if TYPE_CHECKING:
     from fedrouter.algorithms.client_state import ClientState, ClientStore
@@ -31,8 +34,8 @@ def to_record(state: AdapterState) -> ArrayRecord:
     """The named arrays as one ArrayRecord, packed: one flat array per dtype plus a small layout array.
     The values are the same; what changes is the number of objects on the wire. Flower's Deployment
     Engine moves each array of a message as its own object with its own HTTP requests (SuperLink ->
-    SuperNode -> ClientApp process), so a LoRA adapter sent as its ~100-200 tensors took seconds to
-    pull and a FedRouter evaluation message with four adapters ~30 s (SmolLM2-135M, docs/benchmark.md)."""
+    SuperNode -> ClientApp process): a LoRA adapter is a hundred or more tensors, a message with several
+    adapters hundreds, and packing makes each a handful (docs/benchmark.md has the pull times)."""
     arrays = {k: np.asarray(v) for k, v in state.items()}
     if len(arrays) < 2:
         return ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in arrays.items()})
@@ -110,8 +113,9 @@ class ClientAlgorithm(ABC):
 
     @classmethod
     def clear_caches(cls) -> None:
-        """Forget what this client half caches per process (a benchmark timing cold work calls it)."""
-        return None
+        """Forget what this client half caches per process: the caches its module registered in
+        process_state (a benchmark timing cold work calls it)."""
+        process_state.clear(*process_state.names(under=cls.__module__))
 
     def evaluate(self, rt: ClientRuntime, content: RecordDict) -> RecordDict:
         """Default: evaluate the adapter the server sent on this client's test set."""
@@ -215,6 +219,29 @@ def score_groups(rt: ClientRuntime, groups: Sequence[tuple[AdapterState, np.ndar
 
 
 @dataclass(frozen=True)
+class SyntheticClient:
+    """What a client's local work produced, made up instead of computed: the benchmark loads a server
+    half with many clients this way, without their data or a model. `centroids` (k x d) and `counts`
+    (k): its local clusters of instruction embeddings and their sizes; `adapter`: what it trained
+    (any LoRA shapes)."""
+
+    centroids: np.ndarray
+    counts: np.ndarray
+    adapter: AdapterState | None = None
+
+
+@dataclass(frozen=True)
+class Routing:
+    """How a method that routes each test sample to one of several adapters shows its routing (the
+    benchmark replays it the reference code's way and compares)."""
+
+    # an evaluation message from its server -> (centroids K x d, the clusters this client may route to)
+    router: Callable[[RecordDict], tuple[np.ndarray, np.ndarray]]
+    # (the client's store, round) -> the cluster each test sample went to in that round's evaluation
+    routed: Callable[[ClientStore, int], np.ndarray]
+
+
+@dataclass(frozen=True)
 class Algorithm:
     """A registry entry: the algorithm's two halves, its own settings class, and optional hooks that
     the report and the benchmark call instead of naming an algorithm."""
@@ -230,6 +257,12 @@ class Algorithm:
     # Report hook: extra figures from this method's run folders, `(runs, out_dir) -> paths written`,
     # where runs are (scenario, seed, run folder) of every completed run of the method.
     report_plots: Callable[[list[tuple[str, int, Path]], Path], list[Path]] | None = None
+    # Benchmark hook: the reply this method's client half sends to a "setup" or "train" message of its
+    # server had its local work produced the given values, `(kind, message, SyntheticClient) -> reply`
+    # (the server at 1,000 clients).
+    synthetic_reply: Callable[[str, RecordDict, SyntheticClient], RecordDict] | None = None
+    # Benchmark hook, for methods that route test samples to adapters: their routing.
+    routing: Routing | None = None
 
 
 _REGISTRY: dict[str, Algorithm] = {}

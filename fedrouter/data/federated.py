@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from fedrouter.data.sources import SourceOptions, load_pool
 from fedrouter.data.splits import ClientData, canonical_split, partition, pool_tasks, task_counts, train_test_split
+from fedrouter.utils import process_state
 
 # The RunConfig settings a partition depends on, in the order _partitions takes them.
 DATA_SETTINGS = ("dataset_name", "dataset_sample", "seed", "train_split", "split_strategy", "num_clients",
@@ -13,7 +12,7 @@ DATA_SETTINGS = ("dataset_name", "dataset_sample", "seed", "train_split", "split
                  "dirichlet_alpha", "dirichlet_min_records", "unseen_tasks")
 
 
-@lru_cache(maxsize=4)
+@process_state.cached(maxsize=4)
 def _partitions(dataset_name: str, dataset_sample: int, seed: int, train_split: float, strategy: str,
                 num_clients: int, max_data_per_client: int, max_eval_size: int, test_distribution: str,
                 tasks_per_client: int, dirichlet_alpha: float, dirichlet_min_records: int, unseen_tasks: str,

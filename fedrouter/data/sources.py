@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import logging
 import math
 import os
@@ -17,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+from fedrouter.utils import process_state
 
 logger = logging.getLogger("fedrouter.data")
 
@@ -122,7 +123,7 @@ def is_hub_id(dataset_name: str) -> bool:
 
 def clear_pool_cache() -> None:
     """Forget every pool loaded so far in this process (e.g. after files on disk changed)."""
-    _load_pool_cached.cache_clear()
+    process_state.clear(_load_pool_cached)
 
 
 def clean_records(records: Iterable[dict]) -> tuple[list[dict], dict[str, int]]:
@@ -149,7 +150,7 @@ def clean_records(records: Iterable[dict]) -> tuple[list[dict], dict[str, int]]:
 # ------------------------------------------------------------------------------------------- dispatch
 
 
-@functools.lru_cache(maxsize=16)
+@process_state.cached(maxsize=16)
 def _load_pool_cached(kind: str, where: str, dataset_sample: int, seed: int, opts: SourceOptions
                       ) -> tuple[dict, ...]:
     if kind == "builtin":
@@ -497,7 +498,8 @@ _SCRIPT_REPLACEMENTS = {
     "samsum": MULTITASK_SOURCES[2], "Samsung/samsum": MULTITASK_SOURCES[2],
     "GEM/web_nlg": MULTITASK_SOURCES[3],
 }
-_LOADED_FROM: dict[str, str] = {}  # task -> the commit (or mirror folder) its rows came from, this process
+# task -> the commit (or mirror folder) its rows came from, this process
+_LOADED_FROM: dict[str, str] = process_state.register(f"{__name__}._LOADED_FROM", {})
 
 
 def multitask_sources() -> list[dict[str, Any]]:
