@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from flwr.app import ConfigRecord, Error, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, MetricRecord, RecordDict
 
 from fedrouter.algorithms.base import reply, to_record
 from fedrouter.config import ConfigError
@@ -112,3 +112,11 @@ def test_screen_and_tensor_bytes():
     sound = reply({"loss": 1.0}, {"adapter": _adapter(1.0)})
     assert screen(sound) is None and tensor_bytes(sound) == 10 * 4  # the packing layout is not counted
     assert screen(reply({"loss": float("inf")})) == "non-finite loss (inf)"
+
+
+def test_tensor_bytes_counts_values_not_headers_or_config():
+    content = RecordDict({"a": ArrayRecord({"w": Array(np.zeros((3, 4), np.float32)),
+                                            "b": Array(np.zeros(5, np.float64))}),
+                          "c": ArrayRecord({"x": Array(np.zeros((2, 2, 2), np.int8))}),
+                          "config": ConfigRecord({"text": "x" * 1000})})
+    assert tensor_bytes(content) == 3 * 4 * 4 + 5 * 8 + 8
