@@ -17,10 +17,10 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 
+from fedrouter.utils import process_state
 from fedrouter.utils.timing import timed
 
 Scorer = Callable[[Sequence[str], Sequence[str]], np.ndarray]
@@ -84,7 +84,7 @@ def scores_text(scores: Mapping[str, float], names: Sequence[str], sep: str = " 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL")
 
 
-@lru_cache(maxsize=len(ROUGE_KEYS))
+@process_state.cached(maxsize=len(ROUGE_KEYS))
 def _rouge_scorer(key: str):
     """One RougeScorer per ROUGE type and process. rouge-score scores each type on its own (the
     same tokens, no shared state), so a scorer per type gives the values of one scorer for all three."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from flwr.app import RecordDict
 
@@ -32,6 +33,16 @@ def tiny_settings(tmp_path: Path, **overrides):
                 dataset_sample=80, max_eval_size=8, max_new_tokens=12, output_dir=str(tmp_path), sim_alias="t")
     base.update(overrides)
     return RunConfig.from_mapping(base)
+
+
+def distinct_adapters(backbone, n: int) -> list[dict[str, np.ndarray]]:
+    """n adapters that change the model's output (random A and B; a fresh B = 0 would be the base)."""
+    rng = np.random.default_rng(0)
+    out = []
+    for j in range(n):
+        state = backbone.init_state(seed=j)
+        out.append({k: (v if "lora_A" in k else rng.normal(0, 0.5, v.shape).astype(np.float32)) for k, v in state.items()})
+    return out
 
 
 def metrics_without_timings(run_dir: Path) -> list[dict]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,9 @@ from fedrouter.config.registry import (  # noqa: F401
     register,
 )
 from fedrouter.metrics import MetricSelection, combine_clients, headline_scores, score_samples, summarize_client
-from fedrouter.steps.evaluate import generate, mixed_batches_pay
+from fedrouter.steps.batching import mixed_batches_pay
+from fedrouter.steps.generate import generate
+from fedrouter.utils import process_state
 
 if TYPE_CHECKING:
     from fedrouter.algorithms.client_state import ClientState, ClientStore
@@ -39,8 +41,8 @@ def to_record(state: AdapterState) -> ArrayRecord:
     """The named arrays as one ArrayRecord, packed: one flat array per dtype plus a small layout array.
     The values are the same; what changes is the number of objects on the wire. Flower's Deployment
     Engine moves each array of a message as its own object with its own HTTP requests (SuperLink ->
-    SuperNode -> ClientApp process), so a LoRA adapter sent as its ~100-200 tensors took seconds to
-    pull and a FedRouter evaluation message with four adapters ~30 s (SmolLM2-135M, docs/benchmark.md)."""
+    SuperNode -> ClientApp process): a LoRA adapter is a hundred or more tensors, a message with several
+    adapters hundreds, and packing makes each a handful (docs/benchmark.md has the pull times)."""
     arrays = {k: np.asarray(v) for k, v in state.items()}
     if len(arrays) < 2:
         return ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in arrays.items()})
@@ -118,8 +120,9 @@ class ClientAlgorithm(ABC):
 
     @classmethod
     def clear_caches(cls) -> None:
-        """Forget what this client half caches per process (a benchmark timing cold work calls it)."""
-        return None
+        """Forget what this client half caches per process: the caches its module registered in
+        process_state (a benchmark timing cold work calls it)."""
+        process_state.clear(*process_state.names(under=cls.__module__))
 
     def evaluate(self, rt: ClientRuntime, content: RecordDict) -> RecordDict:
         """Default: evaluate the adapter the server sent on this client's test set."""
@@ -228,3 +231,29 @@ def score_groups(rt: ClientRuntime, groups: Sequence[tuple[AdapterState, np.ndar
             for i, p in zip(idx, outs, strict=True):
                 preds[i] = p
     return score_predictions(rt, preds)
+
+
+# --- what the registry's benchmark hooks exchange ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyntheticClient:
+    """What a client's local work produced, made up instead of computed: the benchmark loads a server
+    half with many clients this way, without their data or a model. `centroids` (k x d) and `counts`
+    (k): its local clusters of instruction embeddings and their sizes; `adapter`: what it trained
+    (any LoRA shapes)."""
+
+    centroids: np.ndarray
+    counts: np.ndarray
+    adapter: AdapterState | None = None
+
+
+@dataclass(frozen=True)
+class Routing:
+    """How a method that routes each test sample to one of several adapters shows its routing (the
+    benchmark replays it the reference code's way and compares)."""
+
+    # an evaluation message from its server -> (centroids K x d, the clusters this client may route to)
+    router: Callable[[RecordDict], tuple[np.ndarray, np.ndarray]]
+    # (the client's store, round) -> the cluster each test sample went to in that round's evaluation
+    routed: Callable[[ClientStore, int], np.ndarray]

@@ -90,3 +90,7 @@ class ClientStore:
 
     def save_predictions(self, rnd: int, rows: list[dict[str, Any]]) -> None:
         atomic_write_json(self.dir / f"predictions_r{rnd}.json", rows)
+
+    def load_predictions(self, rnd: int) -> list[dict[str, Any]]:
+        """The rows `save_predictions` kept for round `rnd` (task, prediction, reference, rouge1), in test order."""
+        return json.loads((self.dir / f"predictions_r{rnd}.json").read_text())

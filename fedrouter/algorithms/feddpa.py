@@ -41,7 +41,7 @@ from fedrouter.algorithms.fedit import FedITServer
 from fedrouter.config import AlgorithmSettings, RunConfig, setting
 from fedrouter.data.prompt import encode_prompt
 from fedrouter.models.backbone import AdapterState, last_hidden_state
-from fedrouter.steps.evaluate import generate
+from fedrouter.steps.generate import generate
 from fedrouter.steps.train import train_adapter
 from fedrouter.utils.seeding import derive_seed
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +17,9 @@ from fedrouter.algorithms.base import (
     Algorithm,
     ClientAlgorithm,
     ClientRuntime,
+    Routing,
     ServerAlgorithm,
+    SyntheticClient,
     client_metrics,
     from_record,
     meta_of,
@@ -29,13 +29,15 @@ from fedrouter.algorithms.base import (
     score_groups,
     to_record,
 )
-from fedrouter.algorithms.client_state import ClientState
+from fedrouter.algorithms.client_state import ClientState, ClientStore
+from fedrouter.algorithms.fedrouter_report import report_plots
 from fedrouter.config import AlgorithmSettings, Alias, IntOrAuto, IntRange, RunConfig, register_alias, setting
 from fedrouter.metrics import MetricSelection, combine_clients
 from fedrouter.steps import cluster
 from fedrouter.steps.aggregate import weighted_average
 from fedrouter.steps.embed import embed
 from fedrouter.steps.train import train_adapter
+from fedrouter.utils import process_state
 from fedrouter.utils.seeding import derive_seed
 
 log = logging.getLogger("fedrouter.fedrouter")
@@ -120,10 +122,6 @@ def _arrays(**named: np.ndarray) -> ArrayRecord:
 
 
 class FedRouterClient(ClientAlgorithm):
-    @classmethod
-    def clear_caches(cls) -> None:
-        _test_embeddings.cache_clear()  # the test set is embedded once per process otherwise
-
     def setup(self, rt: ClientRuntime, content: RecordDict) -> RecordDict:
         """Embed the training instructions once, cluster them, keep labels private; send centroids,
         per-cluster counts and silhouette scores, plus (with `diagnostics`) per-cluster task counts."""
@@ -140,14 +138,11 @@ class FedRouterClient(ClientAlgorithm):
             arrays["task_counts"] = table
             metrics.update({"local_purity": cluster.purity(table), "local_ari": cluster.ari(table)})
             meta["tasks"] = tasks  # the columns of task_counts (names only, with the diagnostics)
-        content = reply(metrics, meta=meta)
-        content["centroids"] = _arrays(**arrays)
-        return content
+        return _setup_reply(arrays, metrics, meta)
 
     def train(self, rt: ClientRuntime, content: RecordDict) -> RecordDict:
         labels = local_clusters(rt).arrays["labels"]
-        metrics: dict[str, float] = {}
-        adapters = {}
+        trained: dict[int, tuple[dict[str, np.ndarray], int]] = {}
         losses = []
         rt.backbone.activate("main")
         for c in meta_of(content)["clusters"]:
@@ -160,17 +155,14 @@ class FedRouterClient(ClientAlgorithm):
                 continue
             res = train_adapter(rt.backbone, [rt.examples[i] for i in idx], rt.cfg, rt.cfg.lr_at(rt.rnd),
                                 derive_seed(rt.cfg.seed, rt.client_id, rt.rnd, c))
-            adapters[key] = rt.backbone.get_state()
-            metrics[f"num_samples/{c}"] = res.num_samples
+            trained[c] = rt.backbone.get_state(), res.num_samples
             losses.append(res.loss)
-        metrics["loss"] = float(np.mean(losses))
-        return reply(metrics, adapters)
+        return _train_reply(trained, float(np.mean(losses)))
 
     def evaluate(self, rt: ClientRuntime, content: RecordDict) -> RecordDict:
         """Route every test sample to the nearest candidate global centroid, then generate each
         routed group with its cluster's adapter (one backbone, adapters swapped in place)."""
-        centroids = from_record(content["router"])["centroids"]
-        candidates = np.asarray(meta_of(content)["candidates"], dtype=np.int64)
+        centroids, candidates = evaluation_router(content)
         emb = test_embeddings(rt)
         routed = cluster.nearest(emb, centroids, candidates)
         groups = []
@@ -187,6 +179,44 @@ class FedRouterClient(ClientAlgorithm):
                 metrics[f"route/{g}/{names[t]}"] = float(table[g, t])
         rt.store.save_eval(rt.rnd, {"embeddings": emb, "routed": routed}, {"tasks": tasks})
         return reply(metrics)
+
+
+def _setup_reply(arrays: dict[str, np.ndarray], metrics: dict[str, float], meta: dict[str, Any]) -> RecordDict:
+    """The setup reply: the local clusters' arrays (centroids, counts, with the diagnostics task_counts)
+    in one record, and the metrics and metadata."""
+    content = reply(metrics, meta=meta)
+    content["centroids"] = _arrays(**arrays)
+    return content
+
+
+def _train_reply(trained: dict[int, tuple[dict[str, np.ndarray], int]], loss: float) -> RecordDict:
+    """The training reply: local cluster -> (its adapter, samples trained on), and the mean loss."""
+    metrics = {f"num_samples/{c}": n for c, (_, n) in trained.items()}
+    metrics["loss"] = loss
+    return reply(metrics, {f"adapter_{c}": state for c, (state, _) in trained.items()})
+
+
+def evaluation_router(content: RecordDict) -> tuple[np.ndarray, np.ndarray]:
+    """What an evaluation message routes by: the global centroids and this client's candidate clusters."""
+    return from_record(content["router"])["centroids"], np.asarray(meta_of(content)["candidates"], dtype=np.int64)
+
+
+def routed_samples(store: ClientStore, rnd: int) -> np.ndarray:
+    """The global cluster each test sample went to in the client's evaluation of round `rnd`."""
+    return store.load_eval(rnd)[0]["routed"]
+
+
+def synthetic_reply(kind: str, content: RecordDict, client: SyntheticClient) -> RecordDict:
+    """The client half's reply to a setup or training message, from made-up local clusters and adapter:
+    setup sends the centroids and counts (no diagnostics); training sends the adapter for every local
+    cluster the message asks for, with that cluster's count."""
+    if kind == "setup":
+        k = len(client.centroids)
+        return _setup_reply({"centroids": client.centroids, "counts": client.counts},
+                            {"k_local": k, "num_samples": int(client.counts.sum())}, {"k_local": k})
+    if kind == "train":
+        return _train_reply({c: (client.adapter, int(client.counts[c])) for c in meta_of(content)["clusters"]}, 1.0)
+    raise ValueError(f"no synthetic reply to a {kind!r} message")
 
 
 def local_clusters(rt: ClientRuntime) -> ClientState:
@@ -230,7 +260,7 @@ def test_embeddings(rt: ClientRuntime) -> np.ndarray:
     return _test_embeddings(rt.cfg, rt.client_id, rt.backbone)
 
 
-@lru_cache(maxsize=64)
+@process_state.cached(maxsize=64)
 def _test_embeddings(cfg, client_id: int, backbone) -> np.ndarray:
     # The frozen base model and the test set never change within a run: embed once per process.
     from fedrouter.data.federated import client_data
@@ -415,67 +445,7 @@ class FedRouterServer(ServerAlgorithm):
         self.tasks = list(self.diag.get("tasks", []))
 
 
-# --- report hook: the figures only FedRouter's run folders can give ----------------------------------
-
-
-def eval_embeddings(run_dir: Path) -> tuple[np.ndarray, list[str], np.ndarray, int] | None:
-    """(test embeddings, true tasks, routed adapter, round) of every client's last saved evaluation."""
-    from fedrouter.algorithms.client_state import ClientStore
-
-    stores = [ClientStore(p.parent, int(p.name.split("_")[1])) for p in Path(run_dir).glob("clients/client_*")]
-    rounds = [r for st in stores for r in st.eval_rounds()]
-    if not rounds:
-        return None
-    rnd = max(rounds)
-    emb, tasks, routed = [], [], []
-    for st in sorted((st for st in stores if rnd in st.eval_rounds()), key=lambda st: st.dir.name):
-        arrays, meta = st.load_eval(rnd)
-        emb.append(arrays["embeddings"])
-        routed.append(arrays["routed"])
-        tasks += meta["tasks"]
-    return np.concatenate(emb), tasks, np.concatenate(routed), rnd
-
-
-def silhouette_curves(runs: list[tuple[str, int, Path]]) -> dict[str, dict[str, dict[int, list[float]]]]:
-    """scenario -> {"local": k -> scores over clients and seeds, "global": k -> scores over seeds}."""
-    from collections import defaultdict
-
-    from fedrouter.results.run_folder import RunFolder
-
-    out: dict[str, dict[str, dict[int, list[float]]]] = {}
-    for scenario, _seed, path in runs:
-        diag = RunFolder(path).read_diagnostics()
-        if not diag:
-            continue
-        curves = out.setdefault(scenario, {"local": defaultdict(list), "global": defaultdict(list)})
-        for per_client in diag.get("local_silhouette", {}).values():
-            for k, score in per_client.items():
-                curves["local"][int(k)].append(float(score))
-        for k, score in diag.get("global_silhouette", {}).items():
-            curves["global"][int(k)].append(float(score))
-    return out
-
-
-def report_plots(runs: list[tuple[str, int, Path]], out_dir: Path) -> list[Path]:
-    """t-SNE of each scenario's routed test embeddings (first seed) and the silhouette curves
-    (the paper's Figures 7-8) over every scenario."""
-    from fedrouter.results import plots
-
-    written: list[Path] = []
-    for scenario in dict.fromkeys(s for s, _, _ in runs):
-        seed, path = min((seed, path) for s, seed, path in runs if s == scenario)
-        data = eval_embeddings(path)
-        if data is not None:
-            emb, tasks, routed, rnd = data
-            title = f"{scenario}: FedRouter test embeddings (seed {seed}, round {rnd})"
-            tsne = plots.tsne(emb, tasks, routed, title, out_dir / f"tsne_{scenario}.png", seed=seed)
-            written += [tsne] if tsne else []
-    sil = silhouette_curves(runs)
-    if sil:
-        written.append(plots.silhouette(sil, out_dir / "silhouette.png"))
-    return written
-
-
 ALGORITHM = register(Algorithm("fedrouter", FedRouterServer, FedRouterClient, FedRouterSettings, aliases=("clustered",),
                                summary="per-task adapters via local + global clustering, routed inference",
-                               proposed=True, report_plots=report_plots))
+                               proposed=True, report_plots=report_plots, synthetic_reply=synthetic_reply,
+                               routing=Routing(evaluation_router, routed_samples)))

@@ -4,7 +4,6 @@ Both run in this process on a finished run's adapters, centroids and test sample
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Sequence
@@ -14,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedrouter.algorithms.base import get_algorithm
+from fedrouter.algorithms.base import Routing, get_algorithm
 from fedrouter.bench.replay import client_runtime, restored_server
 from fedrouter.config import RunConfig
 from fedrouter.data.prompt import encode_prompt
@@ -23,7 +22,8 @@ from fedrouter.models.backbone import get_backbone
 from fedrouter.models.loader import ModelSpec, load_model
 from fedrouter.steps import cluster
 from fedrouter.steps.embed import mean_pooled
-from fedrouter.steps.evaluate import DECODE_COUNTERS, generate
+from fedrouter.steps.generate import DECODE_COUNTERS, generate
+from fedrouter.utils import process_state
 
 
 @torch.inference_mode()
@@ -90,13 +90,28 @@ def _test(cfg: RunConfig, client_id: int) -> list[dict[str, Any]]:
     return client_data(cfg, client_id).test
 
 
+def routing_of(cfg: RunConfig) -> Routing:
+    """The run's method's routing hook; the routed-evaluation measurements need a method that routes."""
+    alg = get_algorithm(cfg.fed_alg)
+    if alg.routing is None:
+        raise ValueError(f"fed_alg={cfg.fed_alg!r} does not route test samples to adapters (its registry entry "
+                         "has no routing hook): the routed-evaluation measurements need a method that does")
+    return alg.routing
+
+
+def round_adapter_dirs(run_dir: Path, rnd: int) -> dict[int, Path]:
+    """Cluster -> the folder of its adapter saved at round `rnd` (<run>/adapters/round_<r>/<name>_<cluster>)."""
+    return {int(p.name.rsplit("_", 1)[1]): p for p in (run_dir / "adapters" / f"round_{rnd}").iterdir()}
+
+
 def routed_eval_speedup(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     """Every client's routed evaluation of the run's last round, ours (the real client half on the
     process's one backbone: embed the test set, route, swap adapters, bucketed generation, scoring)
     against the reference way, client by client, on the same samples, centroids and adapters."""
+    routing = routing_of(cfg)
     server, rnd = restored_server(cfg, run_dir)
     contents = server.configure_evaluate(rnd, list(range(cfg.num_clients)))
-    adapter_dirs = {int(p.name.split("_")[1]): p for p in (run_dir / "adapters" / f"round_{rnd}").iterdir()}
+    adapter_dirs = round_adapter_dirs(run_dir, rnd)
     client = get_algorithm(cfg.fed_alg).client()
     ours_s = ref_s = load_s = 0.0
     same_route = same_pred = total = loads = 0
@@ -109,16 +124,16 @@ def routed_eval_speedup(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 client.evaluate(rt, content)
                 t1 = time.perf_counter()
-                candidates = np.asarray(content["meta"]["candidates"], dtype=np.int64)
+                centroids, candidates = routing.router(content)
                 ref_preds, ref_routed, ref_load_s, ref_loads = reference_routed_eval(
-                    cfg, cid, server.centroids, candidates, adapter_dirs)
+                    cfg, cid, centroids, candidates, adapter_dirs)
                 t2 = time.perf_counter()
                 if warmup:
                     continue
                 ours_s, ref_s = ours_s + t1 - t0, ref_s + t2 - t1
                 load_s, loads = load_s + ref_load_s, loads + ref_loads
-                ours_routed = np.load(rt.store.dir / f"eval_r{rnd}.npz")["routed"]
-                ours_preds = [p["prediction"] for p in json.loads((rt.store.dir / f"predictions_r{rnd}.json").read_text())]
+                ours_routed = routing.routed(rt.store, rnd)
+                ours_preds = [p["prediction"] for p in rt.store.load_predictions(rnd)]
                 same_route += int((ours_routed == ref_routed).sum())
                 same_pred += sum(a == b for a, b in zip(ours_preds, ref_preds, strict=True))
                 total += len(ref_preds)
@@ -133,11 +148,11 @@ def generation_efficiency(cfg: RunConfig, run_dir: Path, repeats: int = 2) -> di
     server, _ = restored_server(cfg, run_dir)
     backbone = get_backbone(cfg)
     backbone.activate("main")
-    backbone.set_state(next(iter(server.adapters_by_cluster.values())))
+    backbone.set_state(next(iter(server.adapters().values())))
     prompts = [r["instruction"] for cid in range(cfg.num_clients) for r in _test(cfg, cid)]
     ours, plain = [], []
     for _ in range(repeats):
-        DECODE_COUNTERS.update(steps=0, row_steps=0)
+        process_state.clear(DECODE_COUNTERS)
         t0 = time.perf_counter()
         a = generate(backbone, prompts, cfg)
         t1 = time.perf_counter()
@@ -200,8 +215,9 @@ def mixed_vs_grouped(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     with the routed groups decoded one after another and once in mixed-adapter batches (alternated,
     one untimed warm-up): seconds of each, the share of identical predictions, and what `auto`
     chose for each client from its measured decode-step times."""
-    from fedrouter.steps.evaluate import mixed_batches_pay
+    from fedrouter.steps.batching import mixed_batches_pay
 
+    routing = routing_of(cfg)
     server, rnd = restored_server(cfg, run_dir)
     contents = server.configure_evaluate(rnd, list(range(cfg.num_clients)))
     client = get_algorithm(cfg.fed_alg).client()
@@ -220,11 +236,9 @@ def mixed_vs_grouped(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
                     if warmup:
                         continue
                     seconds[mode] += time.perf_counter() - t0
-                    preds[mode] += [p["prediction"] for p in
-                                    json.loads((rt.store.dir / f"predictions_r{rnd}.json").read_text())]
+                    preds[mode] += [p["prediction"] for p in rt.store.load_predictions(rnd)]
                     if mode == "mixed":
-                        routed = np.load(rt.store.dir / f"eval_r{rnd}.npz")["routed"]
-                        sizes = np.unique(routed, return_counts=True)[1]
+                        sizes = np.unique(routing.routed(rt.store, rnd), return_counts=True)[1]
                         groups += len(sizes)
                         auto_mixed += int(mixed_batches_pay(get_backbone(cfg), sizes.tolist(), cfg.batch_size_eval))
     same = sum(a == b for a, b in zip(preds["grouped"], preds["mixed"], strict=True))

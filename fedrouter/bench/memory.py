@@ -76,7 +76,6 @@ def _serve_one_client(cfg_dict: dict[str, Any], run_dir: str, client_id: int) ->
 
     import ray  # noqa: F401 - a worker process has Ray loaded too
     import torch
-    from flwr.app import RecordDict
 
     import fedrouter.runtime.client_app  # noqa: F401 - the worker's imports (flwr, transformers, peft)
     from fedrouter.algorithms.base import get_algorithm
@@ -89,7 +88,9 @@ def _serve_one_client(cfg_dict: dict[str, Any], run_dir: str, client_id: int) ->
     client = get_algorithm(cfg.fed_alg).client()
     with tempfile.TemporaryDirectory() as store:
         rt = client_runtime(cfg, client_id, rnd, Path(store))
-        client.setup(rt, RecordDict())
+        setup = server.configure_setup([client_id])
+        if setup is not None:
+            client.setup(rt, setup[client_id])
         client.train(rt, server.configure_train(rnd, [client_id])[client_id])
         client.evaluate(rt, server.configure_evaluate(rnd, [client_id])[client_id])
     return peak_rss(os.getpid())

@@ -13,7 +13,8 @@ from typing import Any
 
 from fedrouter.metrics import MetricSelection, scores_text
 
-# The reference code on this configuration (the speed issue's measurements, 2 cores, two runs).
+# The reference code's figures on this configuration, printed beside ours (docs/benchmark.md, "The reference
+# code's configuration": a 2-core machine, the wall times of two runs).
 REFERENCE = {"wall_s": (549.0, 558.0), "driver_peak_gb": 10.0, "loads": 39, "adapter_message_mb": 228.0,
              "generation_share": 0.60}
 

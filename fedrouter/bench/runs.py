@@ -11,6 +11,7 @@ from fedrouter.bench.memory import WorkerMemory
 from fedrouter.config import RunConfig
 from fedrouter.results.run_folder import RunFolder
 from fedrouter.steps import cluster
+from fedrouter.utils import process_state
 
 CLIENT_PHASES = ("load", "data", "embed", "cluster", "train", "route", "generate", "rouge")
 SERVER_PHASES = ("global_cluster", "aggregate")
@@ -28,7 +29,7 @@ def federated_run(cfg: RunConfig) -> RunResult:
     """Run the simulation (Flower + Ray, the real apps) while sampling the workers' memory."""
     from fedrouter.runtime.simulate import simulate
 
-    cluster.forget_fits()  # the server runs in this process: no fit carried over from an earlier run
+    process_state.clear(cluster)  # the server runs in this process: no k-means fit carried over from an earlier run
     with WorkerMemory() as memory:
         start = time.perf_counter()
         simulate(cfg)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 SPLIT_STRATEGIES = ("single", "dual", "multi", "all", "dirichlet")
 SPLIT_ALIASES = {"multitask_clusters": "single", "multitask_multi_domain": "dual", "multitask_iid": "all"}
 TEST_DISTRIBUTIONS = ("same", "all")
-GENERATION_BATCHING = ("auto", "grouped", "mixed")  # how routed test samples are decoded (steps/evaluate.py)
+GENERATION_BATCHING = ("auto", "grouped", "mixed")  # how routed test samples are decoded (steps/batching.py)
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 

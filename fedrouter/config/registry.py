@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING
 from fedrouter.config.section import AlgorithmSettings
 
 if TYPE_CHECKING:
-    from fedrouter.algorithms.base import ClientAlgorithm, ServerAlgorithm
+    from flwr.app import RecordDict
+
+    from fedrouter.algorithms.base import ClientAlgorithm, Routing, ServerAlgorithm, SyntheticClient
 
 BUILTIN_PLUGINS = ("fedrouter.algorithms",)  # packages whose import registers the built-in algorithms
 
@@ -37,6 +39,12 @@ class Algorithm:
     # Report hook: extra figures from this method's run folders, `(runs, out_dir) -> paths written`,
     # where runs are (scenario, seed, run folder) of every completed run of the method.
     report_plots: Callable[[list[tuple[str, int, Path]], Path], list[Path]] | None = None
+    # Benchmark hook: the reply this method's client half sends to a "setup" or "train" message of its
+    # server had its local work produced the given values, `(kind, message, SyntheticClient) -> reply`
+    # (the server at 1,000 clients).
+    synthetic_reply: Callable[[str, RecordDict, SyntheticClient], RecordDict] | None = None
+    # Benchmark hook, for methods that route test samples to adapters: their routing.
+    routing: Routing | None = None
 
 
 _REGISTRY: dict[str, Algorithm] = {}

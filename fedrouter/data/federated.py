@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from fedrouter.config import TaskSelection
 from fedrouter.data.sources import SourceOptions, load_pool
 from fedrouter.data.splits import ClientData, canonical_split, partition, pool_tasks, task_counts, train_test_split
+from fedrouter.utils import process_state
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class PartitionSettings:
         return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)})
 
 
-@lru_cache(maxsize=4)
+@process_state.cached(maxsize=4)
 def _partitions(s: PartitionSettings, source: SourceOptions) -> tuple[ClientData, ...]:
     pool = load_pool(s.dataset_name, s.dataset_sample, s.seed, source)  # source: the column/hub settings
     tasks = pool_tasks(pool)  # the data says which tasks exist

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from fedrouter.models.loader import ModelSpec, load_model, load_tokenizer
+from fedrouter.utils import process_state
 from fedrouter.utils.timing import phase
 
 log = logging.getLogger("fedrouter.models")
@@ -134,7 +135,7 @@ class Backbone:
         return {k: np.zeros(p.shape, dtype=np.float32) for k, p in self._params[slot].items()}
 
 
-_CACHE: dict[tuple[ModelSpec, LoraSpec], Backbone] = {}
+_CACHE: dict[tuple[ModelSpec, LoraSpec], Backbone] = process_state.register(f"{__name__}._CACHE", {})
 
 
 def get_backbone(cfg) -> Backbone:

@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import time
-from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -23,7 +22,8 @@ from fedrouter.data.prompt import encode_example
 from fedrouter.models import loader
 from fedrouter.models.backbone import get_backbone
 from fedrouter.results.run_folder import RESUME_FREE_KEYS
-from fedrouter.steps.evaluate import DECODE_COUNTERS
+from fedrouter.steps.generate import DECODE_COUNTERS
+from fedrouter.utils import process_state
 from fedrouter.utils.logs import setup_process_logging
 from fedrouter.utils.timing import recording, timed
 from fedrouter.validation import source_problems
@@ -37,7 +37,7 @@ def config_from_message(msg: Message) -> RunConfig:
     return _parse_config(tuple(sorted(dict(msg.content["config"]).items())))
 
 
-@lru_cache(maxsize=4)
+@process_state.cached(maxsize=4)
 def _parse_config(items: tuple) -> RunConfig:
     return RunConfig.from_mapping(dict(items))
 
@@ -61,8 +61,8 @@ def store_root(cfg: RunConfig, context: Context) -> Path:
     return Path(str(root)) / f"{cfg.run_dir.name}-{digest}"
 
 
-# Sized for every client a worker may serve: 2 entries made each message re-tokenize its client's data.
-@lru_cache(maxsize=1024)
+# Sized for every client a worker may serve, so that no message re-tokenizes its client's data.
+@process_state.cached(maxsize=1024)
 @timed("data")
 def _client_examples(cfg: RunConfig, client_id: int):
     from fedrouter.data.federated import client_data
@@ -96,7 +96,7 @@ def runtime(msg: Message, context: Context) -> ClientRuntime:
 
 def _handle(kind: str, msg: Message, context: Context) -> Message:
     t0 = time.perf_counter()
-    DECODE_COUNTERS.update(steps=0, row_steps=0)
+    process_state.clear(DECODE_COUNTERS)
     with recording() as phases:  # seconds per phase (load, data, embed, cluster, train, ...)
         rt = runtime(msg, context)
         client = get_algorithm(rt.cfg.fed_alg).client()
@@ -124,7 +124,7 @@ def _handle(kind: str, msg: Message, context: Context) -> Message:
     return Message(content, reply_to=msg)
 
 
-@lru_cache(maxsize=1)
+@process_state.cached(maxsize=1)
 def _libc_malloc_trim():
     try:
         return ctypes.CDLL("libc.so.6").malloc_trim
@@ -133,9 +133,9 @@ def _libc_malloc_trim():
 
 
 def release_free_memory() -> None:
-    """Hand the heap memory a message freed back to the OS (glibc keeps it otherwise). Measured on
-    SmolLM2-135M fp32 serving four clients' training in one process: resident memory between messages
-    1.84-2.25 GB without, 1.16 GB with (docs/benchmark.md); it costs milliseconds."""
+    """Hand the heap memory a message freed back to the OS: glibc keeps freed memory in its arenas, so
+    a process serving several clients would otherwise hold far more between messages than it uses
+    (docs/benchmark.md has the measurements). It costs milliseconds."""
     trim = _libc_malloc_trim()
     if trim is not None:
         trim(0)

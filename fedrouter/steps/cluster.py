@@ -12,11 +12,12 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, pairwise_distances, silhouette_score
 from threadpoolctl import threadpool_limits
 
+from fedrouter.utils import process_state
 from fedrouter.utils.timing import timed
 
 # k-means is a pure function of (points, k, seed): the fit that the silhouette curve made at the
 # chosen k is reused by the final clustering instead of being computed a second time.
-_FITS: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+_FITS: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = process_state.register(f"{__name__}._FITS", OrderedDict())
 _FITS_KEPT = 16
 # The silhouette curve shares one n x n distance matrix across its k's up to this many points
 # (8192^2 float64 = 512 MiB); beyond it scikit-learn recomputes distances for each k.
@@ -26,7 +27,7 @@ SHARED_DISTANCES_MAX_POINTS = 8192
 @timed("cluster")
 def kmeans(points: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(centroids k x d, labels n) from scikit-learn's k-means (k-means++, 10 restarts), in float32
-    like the embeddings themselves (a quarter less time than float64 at 4,000 x 2,048 points)."""
+    like the embeddings themselves (half the memory traffic of float64; docs/benchmark.md)."""
     points = np.ascontiguousarray(points, dtype=np.float32)
     if not 1 <= k <= len(points):
         raise ValueError(f"k={k} must be between 1 and the number of points ({len(points)})")
@@ -38,11 +39,6 @@ def kmeans(points: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarra
             _FITS.popitem(last=False)
     centroids, labels = _FITS[key]
     return centroids.copy(), labels.copy()
-
-
-def forget_fits() -> None:
-    """Drop the remembered k-means fits (a benchmark times each run from scratch)."""
-    _FITS.clear()
 
 
 @timed("cluster")

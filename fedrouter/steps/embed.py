@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 
 import numpy as np
 import torch
 
 from fedrouter.models.backbone import last_hidden_state
+from fedrouter.utils import process_state
 from fedrouter.utils.timing import timed
 
 
@@ -43,7 +43,7 @@ def base_embeddings(backbone, texts: Sequence[str], max_len: int, batch_size: in
     return out
 
 
-@lru_cache(maxsize=1)
+@process_state.cached(maxsize=1)
 def _sentence_model(path: str):
     from sentence_transformers import SentenceTransformer
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import os
@@ -11,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from fedrouter.utils import process_state
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -29,7 +30,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-@functools.cache
+@process_state.cached(maxsize=None)
 def _umask() -> int:
     mask = os.umask(0)  # reading the umask means setting it: put it straight back
     os.umask(mask)

@@ -42,7 +42,7 @@ def test_per_sample_mixing_matches_the_hand_computed_combination(tmp_path):
 
     from fedrouter.algorithms.feddpa import GLOBAL, LOCAL, adapter_weights
     from fedrouter.models.backbone import get_backbone
-    from fedrouter.steps.evaluate import generate
+    from fedrouter.steps.generate import generate
 
     cfg = tiny_settings(tmp_path, max_new_tokens=6)
     bb = get_backbone(cfg)

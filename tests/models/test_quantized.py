@@ -11,7 +11,7 @@ from fedrouter.data.federated import client_data
 from fedrouter.data.prompt import encode_example
 from fedrouter.models.backbone import Backbone, LoraSpec
 from fedrouter.models.loader import ModelSpec
-from fedrouter.steps.evaluate import generate
+from fedrouter.steps.generate import generate
 from fedrouter.steps.train import train_adapter
 
 bnb = pytest.importorskip("bitsandbytes")

@@ -7,21 +7,9 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
-
 from conftest import arrays_in, tiny_settings
 from fedrouter.results.report import load_runs, markdown_report, traffic_stats
-from fedrouter.runtime.federation import tensor_bytes
 from fedrouter.runtime.simulate import simulate
-
-
-def test_tensor_bytes_counts_values_not_headers_or_config():
-    content = RecordDict({"a": ArrayRecord({"w": Array(np.zeros((3, 4), np.float32)),
-                                            "b": Array(np.zeros(5, np.float64))}),
-                          "c": ArrayRecord({"x": Array(np.zeros((2, 2, 2), np.int8))}),
-                          "config": ConfigRecord({"text": "x" * 1000})})
-    assert tensor_bytes(content) == 3 * 4 * 4 + 5 * 8 + 8
 
 
 def test_each_rounds_bytes_are_the_arrays_sent(tmp_path, sent):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fedrouter.steps import cluster
+from fedrouter.utils import process_state
 
 
 def blobs(centers, n=20, scale=0.05, seed=0):
@@ -92,7 +93,7 @@ def test_gap_rule_edge_cases(seed):
 def test_gap_rule_is_seeded_and_reuses_the_chosen_fit(seed):
     pts = separated_blobs(4, seed)
     assert cluster.choose_k(pts, 1, 8, seed=seed) == cluster.choose_k(pts.copy(), 1, 8, seed=seed)
-    cluster.forget_fits()
+    process_state.clear(cluster._FITS)
     k, _ = cluster.choose_k(pts, 1, 8, seed=seed)
     assert any(key[2] == k for key in cluster._FITS)  # the final clustering at k costs no new fit
 

@@ -16,6 +16,7 @@ from typing import Any
 import fedrouter.data.sources.hf as hf
 from fedrouter.data.sources.base import OWN_COLUMNS, DatasetError, DataSource, SourceOptions, resolve_path
 from fedrouter.data.sources.local import SAMPLE_DIR, load_local
+from fedrouter.utils import process_state
 
 logger = logging.getLogger("fedrouter.data")
 
@@ -105,7 +106,8 @@ SCRIPT_REPLACEMENTS = {
     "samsum": MULTITASK_SOURCES[2], "Samsung/samsum": MULTITASK_SOURCES[2],
     "GEM/web_nlg": MULTITASK_SOURCES[3],
 }
-_LOADED_FROM: dict[str, str] = {}  # task -> the commit (or mirror folder) its rows came from, this process
+# task -> the commit (or mirror folder) its rows came from, this process
+_LOADED_FROM: dict[str, str] = process_state.register(f"{__name__}._LOADED_FROM", {})
 
 
 def multitask_sources() -> list[dict[str, Any]]:

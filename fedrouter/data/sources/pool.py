@@ -3,7 +3,6 @@ cleaned (blank and duplicate rows dropped) and capped per task; pools are cached
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import random
@@ -11,6 +10,7 @@ from collections.abc import Hashable, Iterable
 from typing import Any
 
 from fedrouter.data.sources.base import DatasetError, DataSource, SourceOptions, allowed, source_for
+from fedrouter.utils import process_state
 
 logger = logging.getLogger("fedrouter.data")
 
@@ -38,7 +38,7 @@ def load_pool(dataset_name: str, dataset_sample: int, seed: int, options: Source
 
 def clear_pool_cache() -> None:
     """Forget every pool loaded so far in this process (e.g. after files on disk changed)."""
-    _load_pool_cached.cache_clear()
+    process_state.clear(_load_pool_cached)
 
 
 def clean_records(records: Iterable[dict]) -> tuple[list[dict], dict[str, int]]:
@@ -62,7 +62,7 @@ def clean_records(records: Iterable[dict]) -> tuple[list[dict], dict[str, int]]:
     return kept, {"empty": empty, "duplicate": duplicate, "kept": len(kept)}
 
 
-@functools.lru_cache(maxsize=16)
+@process_state.cached(maxsize=16)
 def _load_pool_cached(source: DataSource, where: Hashable, dataset_sample: int, seed: int, opts: SourceOptions
                       ) -> tuple[dict, ...]:
     raw, label = source.load(where, opts, dataset_sample, seed)
