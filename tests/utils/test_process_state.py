@@ -18,6 +18,8 @@ NOT_CACHES = {
     "fedrouter.config.section._SECTIONS": "the settings sections: registrations made at import",
     "fedrouter.config.section._ALIASES": "the settings aliases: registrations made at import",
     "fedrouter.metrics._REGISTRY": "the metric registry: registrations made at import",
+    "fedrouter.config.registry._loaded": "whether the built-in algorithm plugins were imported (imports are not undone)",
+    "fedrouter.data.sources.base._REGISTERED": "the data-source registry: registrations made at import",
     "fedrouter.utils.process_state._ENTRIES": "the registry of caches itself",
     "fedrouter.models.loader.LOAD_COUNT": "loads over the process's life (tests read it to prove one load)",
 }
@@ -87,7 +89,7 @@ def test_every_process_wide_cache_in_the_package_is_registered():
     # the scan sees what it must: lru-style functions, module dicts, a weak-keyed dict, a counter dict
     for expected in ("fedrouter.data.federated._partitions", "fedrouter.models.backbone._CACHE",
                      "fedrouter.steps.batching._STEP_SECONDS", "fedrouter.steps.generate.DECODE_COUNTERS",
-                     "fedrouter.algorithms.base._REGISTRY", "fedrouter.models.loader.LOAD_COUNT"):
+                     "fedrouter.config.registry._REGISTRY", "fedrouter.models.loader.LOAD_COUNT"):
         assert expected in state
     missing = [name for name, obj in state.items() if name not in NOT_CACHES and process_state.entry_of(obj) is None]
     assert not missing, ("process-wide caches not registered in fedrouter.utils.process_state (use "
