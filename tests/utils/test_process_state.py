@@ -118,7 +118,7 @@ def test_clear_empties_every_cache(tmp_path):
     atomic_write_text(tmp_path / "x.txt", "x")
     DECODE_COUNTERS["steps"] += 1
     filled = {n for n, size in process_state.sizes().items() if size}
-    assert {"fedrouter.data.federated._partitions", "fedrouter.data.sources._load_pool_cached",
+    assert {"fedrouter.data.federated._partitions", "fedrouter.data.sources.pool._load_pool_cached",
             "fedrouter.runtime.client_app._parse_config", "fedrouter.steps.cluster._FITS",
             "fedrouter.metrics._rouge_scorer", "fedrouter.utils.io._umask",
             "fedrouter.steps.generate.DECODE_COUNTERS"} <= filled
