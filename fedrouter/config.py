@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fedrouter.utils.names import did_you_mean
+
 # The reference launcher's `evaluation_mode`, an alias resolved once into (router, test_distribution);
 # the router part applies to an algorithm that has a `router` setting.
 EVALUATION_MODES: dict[str, tuple[str, str]] = {
@@ -163,7 +165,7 @@ class RunConfig:
         foreign = _other_algorithms_settings(fed_alg)
         unknown = sorted(k for k in values if k not in common and k not in own and k not in foreign)
         if unknown:
-            raise ConfigError(f"unknown setting(s) {unknown}; known settings: {sorted(common)}; "
+            raise ConfigError(f"unknown setting(s) {unknown}{did_you_mean(unknown, [*common, *own])}; known settings: {sorted(common)}; "
                               f"fed_alg={fed_alg} also has: {sorted(own) or 'none'}")
         run_kwargs: dict[str, Any] = {}
         alg_kwargs: dict[str, Any] = {}
