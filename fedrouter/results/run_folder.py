@@ -100,6 +100,18 @@ class RunFolder:
         p = self.ckpt / "latest.json"
         return int(json.loads(p.read_text())["round"]) if p.exists() else 0
 
+    def resume_conflict(self, cfg_dict: dict[str, Any]) -> str | None:
+        """Why a run with these settings cannot resume here: the folder's checkpoint (an interrupted or a
+        completed run) was made with other settings. None when it can (no checkpoint, or the same
+        settings up to RESUME_FREE_KEYS). Cheap: the launcher asks before any model or data loads."""
+        if self.latest_round() == 0:
+            return None
+        diffs = config_differences(self.read_config() or {}, cfg_dict)
+        if not diffs:
+            return None
+        return (f"{self.path} holds a run with different settings ({'; '.join(diffs)}). Use another "
+                "sim_alias/output_dir, or resume=false to start over in this folder.")
+
     def load_checkpoint(self, rnd: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return load_npz(self.ckpt / f"server_r{rnd}.npz"), json.loads((self.ckpt / f"server_r{rnd}.json").read_text())
 

@@ -92,23 +92,29 @@ def write_data_record(cfg: RunConfig, path: Path) -> None:
 
 
 def simulate(cfg: RunConfig) -> dict[str, Any]:
-    """Validate, then run the federation; returns the run's results.json content."""
-    from fedrouter.validation import validate
-
-    validate(cfg)
-    from flwr.simulation import run_simulation
-
-    from fedrouter.models.loader import resolve_model_path
+    """Check the run folder and the settings, then run the federation; returns the run's results.json
+    content. A completed run with the same settings is returned as it is, and a folder holding a run
+    with other settings is refused (ConfigError), both before anything loads or is written."""
     from fedrouter.results.run_folder import RunFolder
-    from fedrouter.runtime.client_app import app as client_app
-    from fedrouter.runtime.server_app import CONFIG_ENV
-    from fedrouter.runtime.server_app import app as server_app
 
     folder = RunFolder(cfg.run_dir)
     done = folder.read_results()
     if cfg.resume and done and folder.read_config() == cfg.to_dict():
         log.info("%s is already complete; skipping (resume=false to rerun)", folder.path)
         return done
+    conflict = folder.resume_conflict(cfg.to_dict()) if cfg.resume else None
+    if conflict:
+        raise ConfigError(conflict)
+    from fedrouter.validation import validate
+
+    validate(cfg)
+    from flwr.simulation import run_simulation
+
+    from fedrouter.models.loader import resolve_model_path
+    from fedrouter.runtime.client_app import app as client_app
+    from fedrouter.runtime.server_app import CONFIG_ENV
+    from fedrouter.runtime.server_app import app as server_app
+
     # Build the built-in model once here, before clients start and race for it.
     resolve_model_path(cfg.model_name_or_path)
     write_data_record(cfg, folder.path / "data.json")
