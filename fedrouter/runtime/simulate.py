@@ -16,7 +16,7 @@ from typing import Any
 
 from fedrouter.config import ConfigError, RunConfig, help_table
 from fedrouter.utils.io import atomic_write_json
-from fedrouter.utils.logs import setup_process_logging
+from fedrouter.utils.logs import setup_process_logging, silence_known_noise
 
 log = logging.getLogger("fedrouter.runtime.simulate")
 
@@ -115,6 +115,7 @@ def simulate(cfg: RunConfig) -> dict[str, Any]:
     from fedrouter.runtime.server_app import CONFIG_ENV
     from fedrouter.runtime.server_app import app as server_app
 
+    silence_known_noise()  # again now that Flower's import has put its DeprecationWarning filter in front
     # Build the built-in model once here, before clients start and race for it.
     resolve_model_path(cfg.model_name_or_path)
     write_data_record(cfg, folder.path / "data.json")
@@ -124,6 +125,8 @@ def simulate(cfg: RunConfig) -> dict[str, Any]:
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     try:
+        # Deprecated in Flower 1.42 but the only in-process engine; `flwr run` cannot replace it yet
+        # (docs/deployment.md, "Why the launcher runs Flower in-process").
         run_simulation(server_app=server_app, client_app=client_app, num_supernodes=cfg.num_clients,
                        backend_config=backend_config(cfg))
     finally:
