@@ -5,6 +5,20 @@
 # [brackets] (fedrouter/config.py and each algorithm's settings class; a test keeps them equal).
 # With nothing set this runs the embedded default: built-in tiny LM + synthetic benchmark, FedRouter,
 # a few minutes per seed on 2 CPUs. `python -m fedrouter.runtime.simulate --list-settings` lists all.
+#
+# A variable this launcher does not know is an error, not ignored. What it can see: every lowercase
+# variable set when it starts, i.e. exported or given on the command line (`num_rounds=3 sh ...`) or
+# added to this file above the checks. Such a name is refused when it is a setting without a variable
+# here (pass it in `extra`), or when it resembles one of these variables or a setting (`num_round`:
+# "did you mean num_rounds?"). Other lowercase names, far from every known one, are left alone: the
+# environment has variables of its own (http_proxy, ...). Uppercase names are never settings.
+#
+# Files: <output_dir>/<alias>_seed<seed>/ (the run folder) and <alias>_seed<seed>_log.txt (the console
+# of the attempt that produced the run's results). An attempt writes its console to
+# <alias>_seed<seed>_attempt_log.txt, renamed to the seed log once the attempt has completed the run.
+# An attempt that is refused, fails, or finds the run already complete leaves a completed run's folder
+# and log as they were (other settings than the folder's are refused before any work; resume=false
+# starts over on purpose) and keeps its own log beside them.
 
 # --- run ---------------------------------------------------------------------------------------
 fed_alg=${fed_alg:-}                         # fedrouter | fedit | fedprox | local | fedcluster | fedsa | feddpa [fedrouter]
@@ -49,35 +63,52 @@ client_resources_gpus=${client_resources_gpus:-}  # GPUs per virtual client; 0.2
 ray_address=${ray_address:-}                 # Ray cluster (host:port of `ray start --head`, or auto); empty = private local Ray
 
 set -eu
+# The lowercase variables set now (before this script names any of its own), for the check below.
+names=$(set | sed -n 's/^\([a-z][A-Za-z0-9_]*\)=.*/\1/p' | sort -u)
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] && PY=.venv/bin/python || PY=python3
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} HF_DATASETS_OFFLINE=${HF_DATASETS_OFFLINE:-1}
 export FLWR_TELEMETRY_ENABLED=0 TOKENIZERS_PARALLELISM=false
 
+# The variables above that are settings, passed on when set; with seeds, output_dir, preset and extra
+# they are the only lowercase variables this launcher accepts.
+forwarded="fed_alg sim_alias dataset_name dataset_sample split_strategy test_distribution train_split num_clients
+  sample_clients model_name_or_path load_in_4bit lora_r lora_alpha num_rounds max_steps num_train_epochs batch_size
+  gradient_accumulation_steps seq_length lr eval_round batch_size_eval max_new_tokens n_clusters global_n_clusters
+  router evaluation_mode gpu client_resources_cpus client_resources_gpus ray_address"
 # Only what was set is forwarded, so the preset (and then the defaults) decide the rest.
 args=""
-for name in fed_alg sim_alias dataset_name dataset_sample split_strategy test_distribution train_split num_clients \
-    sample_clients model_name_or_path load_in_4bit lora_r lora_alpha num_rounds max_steps num_train_epochs \
-    batch_size gradient_accumulation_steps seq_length lr eval_round batch_size_eval max_new_tokens n_clusters \
-    global_n_clusters router evaluation_mode gpu client_resources_cpus client_resources_gpus ray_address; do
+for name in $forwarded; do
   eval "value=\${$name}"
   [ -n "$value" ] && args="$args $name=$value"
 done
+# Unknown variables and bad settings are refused here, once; this also names the run when sim_alias is unset.
 # shellcheck disable=SC2086
-# The settings are read (and bad ones refused) once here; this also names the run when sim_alias is unset.
-if ! sim_alias=$($PY -m fedrouter.runtime.simulate ${preset:+--config "$preset"} $args $extra --print sim_alias 2>&1); then
+if ! sim_alias=$($PY -m fedrouter.runtime.launcher --variables "seeds output_dir preset extra $forwarded" \
+    --set "$names" -- ${preset:+--config "$preset"} $args $extra 2>&1); then
   echo "$sim_alias"; exit 1
 fi
 mkdir -p "$output_dir"
 
 for seed in $seeds; do
-  log="${output_dir}/${sim_alias}_seed${seed}_log.txt"
-  echo "=== ${sim_alias} seed ${seed} -> ${output_dir}/${sim_alias}_seed${seed} (log: ${log})"
+  run_dir="${output_dir}/${sim_alias}_seed${seed}"
+  log="${run_dir}_log.txt"
+  attempt="${run_dir}_attempt_log.txt"
+  echo "=== ${sim_alias} seed ${seed} -> ${run_dir} (log: ${attempt})"
+  # The run's results before this attempt: a log replaces the seed log only if the attempt wrote new ones.
+  before=$(cksum < "${run_dir}/results.json" 2>/dev/null || true)
   # shellcheck disable=SC2086
   $PY -m fedrouter.runtime.simulate ${preset:+--config "$preset"} $args $extra seed="$seed" output_dir="$output_dir" \
-    sim_alias="$sim_alias" 2>&1 | tee "$log"
-  status=$(tail -n 1 "$log" | grep -c '"run_dir"' || true)
-  if [ "$status" != "1" ]; then echo "run for seed ${seed} failed; see ${log}" >&2; exit 1; fi
+    sim_alias="$sim_alias" 2>&1 | tee "$attempt"
+  if [ "$(tail -n 1 "$attempt" | grep -c '"run_dir"' || true)" != "1" ]; then
+    echo "run for seed ${seed} failed; see ${attempt}" >&2; exit 1
+  fi
+  after=$(cksum < "${run_dir}/results.json")
+  if [ "$after" != "$before" ] || [ ! -e "$log" ]; then
+    mv "$attempt" "$log"
+  else
+    echo "(${run_dir} was already complete: ${log} is its run's log; this attempt's is ${attempt})"
+  fi
 done
 
-$PY -m fedrouter.results.summary "$output_dir" --alias "$sim_alias"
+$PY -m fedrouter.results.summary "$output_dir" --alias "$sim_alias" --seeds "$seeds"

@@ -77,7 +77,8 @@ main() {
           continue
         fi
         echo "=== ${cell}"
-        fed_alg="$method" sim_alias="$method" seeds="$seed" output_dir="${output_dir}/${scenario}" \
+        # The matrix's own variables are not the launcher's, which refuses names it does not know.
+        env -u methods -u scenarios -u report_dir fed_alg="$method" sim_alias="$method" seeds="$seed" output_dir="${output_dir}/${scenario}" \
           split_strategy="$split_strategy" evaluation_mode="$evaluation_mode" \
           extra="$extra $scenario_extra $(method_settings "$method")" \
           sh training_scripts/run_flower_simulation_router.sh || failed="$failed $cell"

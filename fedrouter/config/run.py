@@ -5,12 +5,12 @@ built once from a flat key=value mapping. Settings read flat (`cfg.num_rounds`) 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import math
 from pathlib import Path
 from typing import Any
 
+from fedrouter.config.names import did_you_mean
 from fedrouter.config.registry import algorithms, default_algorithm, get_algorithm
 from fedrouter.config.section import AlgorithmSettings, ConfigError, Section, aliases, sections
 from fedrouter.config.values import coerce, type_error
@@ -107,9 +107,7 @@ class RunConfig:
         unknown = sorted(k for k in values if k not in common and k not in own and k not in foreign)
         if unknown:
             known = [*common, *own, *(a.name for a in aliases())]
-            hints = [f"{k}: did you mean {m[0]}?" for k in unknown
-                     if (m := difflib.get_close_matches(k, known, n=1, cutoff=0.75))]
-            raise ConfigError(f"unknown setting(s) {unknown}" + (f" ({'; '.join(hints)})" if hints else "")
+            raise ConfigError(f"unknown setting(s) {unknown}{did_you_mean(unknown, known)}"
                               + f"; known settings: {sorted(common)}; fed_alg={fed_alg} also has: {sorted(own) or 'none'}")
         flat: dict[str, Any] = {}
         alg_kwargs: dict[str, Any] = {}

@@ -31,6 +31,10 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
          "warmup": 30, "min_lr_ratio": 0.1, "grad_clip": 1.0, "threads": 2},
     ),
 }
+# "threads" is the most torch threads the build uses; it takes fewer while other processes keep the
+# cores busy (_build_threads). The weights do not depend on it: the real build with 1 thread gives the
+# same model.safetensors, byte for byte, as with 2 (tests/models/test_tiny.py checks a short build).
+THREADS_EVERY = 50  # steps between two looks at how busy the machine is
 
 
 def is_builtin(name: str) -> bool:
@@ -85,12 +89,43 @@ def resolve_builtin(name: str, seed: int = 0) -> Path:
 
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
+    """Exclusive lock on `path` across processes (and threads: each open is its own lock holder):
+    two builders of one model (pytest workers, Ray workers, two runs) never build it at once."""
     with open(path, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # blocks while another process builds
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another process is building the built-in model (%s); waiting for it", path.name)
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # blocks until that build ends
         try:
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on: its affinity mask, capped by a cgroup CPU quota (containers)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+def _build_threads(cap: int, own: int) -> int:
+    """Torch threads for the next steps of the build: up to `cap`, but no more than the cores that other
+    processes leave idle (`own`: the threads this build runs now, part of the load average).
+
+    Each of the model's many small operations is split across the threads, which meet at a barrier
+    when it ends. With every core busy, one thread of a pair is often descheduled for a scheduler time
+    slice (milliseconds) while the other spins at the barrier, on operations that take microseconds:
+    the build then runs many times slower than on one thread, which only loses its share of a core."""
+    cores = usable_cores()
+    others = max(0.0, os.getloadavg()[0] - own) if hasattr(os, "getloadavg") else 0.0
+    return max(1, min(cap, cores, int(cores - others + 0.5)))
 
 
 def build_tokenizer():
@@ -150,8 +185,8 @@ def _build(out: Path, settings: dict) -> None:
 
     hp, seed = settings["train"], settings["seed"]
     start = time.time()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(hp["threads"])  # the build is sized for 2 cores; restored below
+    threads = torch.get_num_threads()  # the caller's, restored below
+    torch.set_num_threads(_build_threads(hp["threads"], own=1))
     try:
         tokenizer = build_tokenizer()
         config = LlamaConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
@@ -174,6 +209,8 @@ def _build(out: Path, settings: dict) -> None:
         model.train()
         loss_val, ema = float("nan"), None
         for step in range(hp["steps"]):
+            if step and step % THREADS_EVERY == 0:
+                torch.set_num_threads(_build_threads(hp["threads"], own=torch.get_num_threads()))
             for group in opt.param_groups:
                 group["lr"] = _lr_at(step, hp)
             idx = order[step * hp["batch_size"]:(step + 1) * hp["batch_size"]]
@@ -185,7 +222,8 @@ def _build(out: Path, settings: dict) -> None:
             loss_val = loss.item()
             ema = loss_val if ema is None else 0.9 * ema + 0.1 * loss_val
             if step % 50 == 0 or step == hp["steps"] - 1:
-                log.info("pretrain step %d/%d loss %.3f (%.0fs)", step + 1, hp["steps"], ema, time.time() - start)
+                log.info("pretrain step %d/%d loss %.3f (%.0fs, %d threads)", step + 1, hp["steps"], ema,
+                         time.time() - start, torch.get_num_threads())
         model.eval()
         model.generation_config = GenerationConfig(bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id,
                                                    pad_token_id=config.pad_token_id)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from fedrouter.config import flat_defaults
 from fedrouter.results import provenance
 from fedrouter.utils.io import atomic_save_npz, atomic_write_json, atomic_write_text, load_npz
 
@@ -100,6 +101,18 @@ class RunFolder:
         p = self.ckpt / "latest.json"
         return int(json.loads(p.read_text())["round"]) if p.exists() else 0
 
+    def resume_conflict(self, cfg_dict: dict[str, Any]) -> str | None:
+        """Why a run with these settings cannot resume here: the folder's checkpoint (an interrupted or a
+        completed run) was made with other settings. None when it can (no checkpoint, or the same
+        settings up to RESUME_FREE_KEYS). Cheap: the launcher asks before any model or data loads."""
+        if self.latest_round() == 0:
+            return None
+        diffs = config_differences(self.read_config() or {}, cfg_dict)
+        if not diffs:
+            return None
+        return (f"{self.path} holds a run with different settings ({'; '.join(diffs)}). Use another "
+                "sim_alias/output_dir, or resume=false to start over in this folder.")
+
     def load_checkpoint(self, rnd: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return load_npz(self.ckpt / f"server_r{rnd}.npz"), json.loads((self.ckpt / f"server_r{rnd}.json").read_text())
 
@@ -125,5 +138,10 @@ class RunFolder:
 
 
 def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Settings that differ between a run folder's config (`old`) and a run's (`new`), RESUME_FREE_KEYS
+    aside. A setting added to the code after `old` was written is absent from it: at its default it
+    means what the code did then, so it is no difference."""
+    defaults = flat_defaults()
     keys = (set(old) | set(new)) - RESUME_FREE_KEYS
-    return sorted(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))
+    return sorted(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys
+                  if old.get(k, defaults.get(k)) != new.get(k, defaults.get(k)))

@@ -1,4 +1,5 @@
-"""Seed table of one experiment: `python -m fedrouter.results.summary OUTPUT_DIR --alias NAME` (mean ± std).
+"""Seed table of one experiment: `python -m fedrouter.results.summary OUTPUT_DIR --alias NAME [--seeds "0 1"]`
+(mean ± std over the given seeds, default every completed one).
 
 Prints the table and writes it to OUTPUT_DIR/NAME_summary.md and NAME_summary.csv."""
 
@@ -87,8 +88,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("output_dir")
     parser.add_argument("--alias", required=True)
+    parser.add_argument("--seeds", help="only these seeds (space or comma separated), each of which must have "
+                        "completed; default: every completed run of the alias")
     args = parser.parse_args(argv)
     results = collect(Path(args.output_dir), args.alias)
+    if args.seeds is not None:
+        seeds = [int(s) for s in args.seeds.replace(",", " ").split()]
+        missing = [s for s in seeds if s not in results]
+        if missing:
+            print(f"no completed run {args.alias}_seed{missing[0]} in {args.output_dir} (seeds {missing} missing)",
+                  file=sys.stderr)
+            return 1
+        results = {s: results[s] for s in seeds}
     if not results:
         print(f"no completed runs named {args.alias}_seed* in {args.output_dir}", file=sys.stderr)
         return 1

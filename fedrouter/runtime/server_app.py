@@ -16,7 +16,7 @@ from fedrouter.algorithms.base import ServerAlgorithm, get_algorithm, metrics_of
 from fedrouter.config import RunConfig
 from fedrouter.metrics import MetricSelection, scores_text
 from fedrouter.models.backbone import LoraSpec
-from fedrouter.results.run_folder import RunFolder, config_differences
+from fedrouter.results.run_folder import RunFolder
 from fedrouter.runtime.federation import Federation
 from fedrouter.utils.io import atomic_write_json
 from fedrouter.utils.logs import add_file_log, remove_file_log, setup_process_logging
@@ -190,12 +190,9 @@ def _restore(cfg: RunConfig, folder: RunFolder, algo: ServerAlgorithm) -> int:
         log.warning("resume=false: discarding the previous run in %s", folder.path)
         folder.clear()
         return 1
-    diffs = config_differences(folder.read_config() or {}, cfg.to_dict())
-    if diffs:
-        raise RuntimeError(
-            f"{folder.path} holds a run with different settings ({'; '.join(diffs)}). Use another "
-            "sim_alias/output_dir, or resume=false to start over in this folder."
-        )
+    conflict = folder.resume_conflict(cfg.to_dict())
+    if conflict:
+        raise RuntimeError(conflict)
     arrays, meta = folder.load_checkpoint(last)
     algo.load_state_dict(arrays, meta["algorithm"])
     log.info("resuming from the checkpoint of round %d", last)

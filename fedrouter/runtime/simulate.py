@@ -16,7 +16,7 @@ from typing import Any
 
 from fedrouter.config import ConfigError, RunConfig, help_table
 from fedrouter.utils.io import atomic_write_json
-from fedrouter.utils.logs import setup_process_logging
+from fedrouter.utils.logs import setup_process_logging, silence_known_noise
 
 log = logging.getLogger("fedrouter.runtime.simulate")
 
@@ -92,23 +92,30 @@ def write_data_record(cfg: RunConfig, path: Path) -> None:
 
 
 def simulate(cfg: RunConfig) -> dict[str, Any]:
-    """Validate, then run the federation; returns the run's results.json content."""
+    """Check the run folder and the settings, then run the federation; returns the run's results.json
+    content. A completed run with the same settings is returned as it is, and a folder holding a run
+    with other settings is refused (ConfigError), both before anything loads or is written."""
+    from fedrouter.results.run_folder import RunFolder, config_differences
+
+    folder = RunFolder(cfg.run_dir)
+    done = folder.read_results()
+    if cfg.resume and done and not config_differences(folder.read_config() or {}, cfg.to_dict()):
+        log.info("%s is already complete; skipping (resume=false to rerun)", folder.path)
+        return done
+    conflict = folder.resume_conflict(cfg.to_dict()) if cfg.resume else None
+    if conflict:
+        raise ConfigError(conflict)
     from fedrouter.validation import validate
 
     validate(cfg)
     from flwr.simulation import run_simulation
 
     from fedrouter.models.loader import resolve_model_path
-    from fedrouter.results.run_folder import RunFolder
     from fedrouter.runtime.client_app import app as client_app
     from fedrouter.runtime.server_app import CONFIG_ENV
     from fedrouter.runtime.server_app import app as server_app
 
-    folder = RunFolder(cfg.run_dir)
-    done = folder.read_results()
-    if cfg.resume and done and folder.read_config() == cfg.to_dict():
-        log.info("%s is already complete; skipping (resume=false to rerun)", folder.path)
-        return done
+    silence_known_noise()  # again now that Flower's import has put its DeprecationWarning filter in front
     # Build the built-in model once here, before clients start and race for it.
     resolve_model_path(cfg.model_name_or_path)
     write_data_record(cfg, folder.path / "data.json")
@@ -118,6 +125,8 @@ def simulate(cfg: RunConfig) -> dict[str, Any]:
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     try:
+        # Deprecated in Flower 1.42 but the only in-process engine; `flwr run` cannot replace it yet
+        # (docs/deployment.md, "Why the launcher runs Flower in-process").
         run_simulation(server_app=server_app, client_app=client_app, num_supernodes=cfg.num_clients,
                        backend_config=backend_config(cfg))
     finally:

@@ -158,3 +158,61 @@ def test_build_logs_progress(tmp_path: Path, fast_env, monkeypatch: pytest.Monke
     with caplog.at_level(logging.INFO, logger="fedrouter.models.tiny"):
         tiny.resolve_builtin("builtin:tiny", seed=3)
     assert any("pretrain step" in r.getMessage() for r in caplog.records)
+
+
+def test_concurrent_builders_build_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: a builder that takes a while and counts its calls; a private cache
+    import threading
+
+    monkeypatch.setenv("FEDROUTER_CACHE", str(tmp_path))
+    builds = []
+
+    def slow_build(out: Path, settings: dict) -> None:
+        builds.append(out)
+        time.sleep(0.5)  # the other builder arrives meanwhile and must wait on the lock
+        (out / tiny.MARKER).write_text(json.dumps(settings))
+
+    monkeypatch.setattr(tiny, "_build", slow_build)
+    found: list[Path] = []
+    # Execute: two builders at once (each opens the lock file itself, as two processes would)
+    workers = [threading.Thread(target=lambda: found.append(tiny.resolve_builtin("builtin:tiny", seed=5)))
+               for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=30)
+    # Assert: one build; the second waited and took the cached folder
+    assert len(builds) == 1 and len(found) == 2 and found[0] == found[1]
+    assert (found[0] / tiny.MARKER).is_file()
+
+
+@pytest.mark.parametrize(("cores", "load", "own", "threads"), [
+    (2, 1.0, 1, 2),   # only the build runs: both cores
+    (2, 2.1, 2, 2),   # the build's own two threads make the load
+    (2, 4.0, 2, 1),   # another job keeps a core busy: one thread, no barrier to wait at
+    (2, 12.0, 1, 1),  # a loaded machine: one thread
+    (1, 0.0, 1, 1),   # never more threads than cores
+    (16, 3.0, 1, 2),  # never more than the variant's cap
+])
+def test_build_threads_follow_the_idle_cores(monkeypatch: pytest.MonkeyPatch, cores, load, own, threads) -> None:
+    monkeypatch.setattr(tiny, "usable_cores", lambda: cores)
+    monkeypatch.setattr(tiny.os, "getloadavg", lambda: (load, load, load))
+    assert tiny._build_threads(2, own=own) == threads
+
+
+def test_build_weights_do_not_depend_on_the_thread_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The real architecture (whose large reductions, e.g. the embedding's gradient norm, are the ones torch
+    # splits across threads), a few steps on a small corpus, once on 1 thread and once on 2.
+    import hashlib
+
+    arch, train = tiny.VARIANTS["tiny"]
+    monkeypatch.setitem(tiny.VARIANTS, "tiny", (arch, {**train, "n_texts": 200, "steps": 2, "warmup": 1}))
+    _, settings = tiny._build_key("tiny", 0)
+    digests = set()
+    for threads in (1, 2):
+        monkeypatch.setattr(tiny, "_build_threads", lambda cap, own, n=threads: n)
+        out = tmp_path / f"threads{threads}"
+        out.mkdir()
+        tiny._build(out, settings)
+        digests.add(hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest())
+    assert len(digests) == 1

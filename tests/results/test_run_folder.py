@@ -77,3 +77,16 @@ def test_config_differences_name_the_changed_settings_except_the_resume_free_one
     new = {"seed": 0, "num_rounds": 3, "resume": False, "client_resources_cpus": 4, "lr": 1e-3}
     assert config_differences(old, new) == ["lr: None -> 0.001", "num_rounds: 2 -> 3"]
     assert {"resume", "client_resources_cpus"} <= RESUME_FREE_KEYS
+
+
+def test_a_setting_added_after_a_run_at_its_default_is_no_difference():
+    """A run folder written before a setting existed still resumes / counts as complete when the new
+    setting is at its default (it means what the code did then); at another value it is a difference."""
+    from fedrouter.config import RunConfig
+    from fedrouter.results.run_folder import config_differences
+
+    new = RunConfig().to_dict()
+    old = {k: v for k, v in new.items() if k not in ("metrics", "task_metrics")}
+    assert config_differences(old, new) == []
+    assert config_differences(old, RunConfig.from_mapping({"metrics": "rouge1,chrf"}).to_dict()) == [
+        "metrics: None -> 'rouge1,chrf'"]

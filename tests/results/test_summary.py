@@ -37,3 +37,21 @@ def test_runs_without_round_zero_have_no_zero_shot_row(tmp_path):
     assert main([str(tmp_path), "--alias", "exp"]) == 0
     assert "zero-shot" not in (tmp_path / "exp_summary.md").read_text()
     assert (tmp_path / "exp_summary.csv").read_text().splitlines()[1] == "0,0.400000,0.200000,0.400000,,,"
+
+
+def test_seeds_limits_the_table_to_the_seeds_asked_for(tmp_path, capsys):
+    # Prepare: three completed seeds; the launcher asked for one, then for two
+    for seed, final in ((0, 0.40), (1, 0.30), (5, 0.10)):
+        _run(tmp_path, seed, final, None)
+    # Execute / Assert: only seed 0 is in the table, the files and the count
+    assert main([str(tmp_path), "--alias", "exp", "--seeds", "0"]) == 0
+    md = (tmp_path / "exp_summary.md").read_text()
+    assert "over 1 seed(s)" in md and "| 0 |" in md and "| 1 |" not in md and "| 5 |" not in md
+    assert [r.split(",")[0] for r in (tmp_path / "exp_summary.csv").read_text().splitlines()[1:]] == ["0"]
+    assert main([str(tmp_path), "--alias", "exp", "--seeds", "5,1"]) == 0
+    assert "over 2 seed(s)" in (tmp_path / "exp_summary.md").read_text()
+    assert "| mean ± std | 0.2000 ± 0.1414 |" in (tmp_path / "exp_summary.md").read_text()
+    capsys.readouterr()
+    # a seed asked for but not completed is an error naming it, not a smaller table
+    assert main([str(tmp_path), "--alias", "exp", "--seeds", "0 2"]) == 1
+    assert "exp_seed2" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """The seed launcher: it forwards only the variables a user set, so a preset is honoured and its
-comments' defaults are the code's."""
+comments' defaults are the code's; a variable it does not know is an error; an attempt that is refused
+leaves a completed run's files as they were; the summary covers the seeds asked for."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import os
 import re
 import subprocess
 import tomllib
+
+import numpy as np
+import pytest
 
 from conftest import REPO
 from fedrouter.config import flat_defaults
@@ -35,7 +39,12 @@ def test_preset_is_honoured_and_launcher_variables_win(tmp_path):
     # Execute
     proc = subprocess.run(["sh", str(LAUNCHER)], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    # Assert: the written config has the preset's values where no variable was set, the variables' elsewhere
+    # Assert: no warning line nobody asked for (Python warnings of the libraries, Flower's deprecation of
+    # the in-process simulation and its worker shutdown lines); the run's own WARNING log lines may appear
+    noise = [line for line in (proc.stdout + proc.stderr).splitlines()
+             if re.search(r"\w+Warning\b|warnings\.warn|DEPRECATED|Manually terminating", line)]
+    assert not noise, noise
+    # the written config has the preset's values where no variable was set, the variables' elsewhere
     config = json.loads((tmp_path / "fedrouter_single_seed0" / "config.json").read_text())
     preset = tomllib.loads((REPO / "configs" / "paper.toml").read_text())
     for key in ("lr", "seq_length", "batch_size_eval"):
@@ -69,3 +78,79 @@ def test_a_run_folders_config_json_reruns_that_run(tmp_path):
     again = build_config(str(cfg.run_dir / "config.json"), [f"output_dir={tmp_path / 'b'}"])
     assert again.replace(output_dir=cfg.output_dir) == cfg
     assert again.run_dir == tmp_path / "b" / cfg.run_dir.name
+
+
+def _launch(env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", str(LAUNCHER)], cwd=REPO, env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _completed_run(output_dir, alias: str, seed: int, rouge1: float) -> dict[str, bytes]:
+    """A completed run folder as the launcher would leave it for `sim_alias=alias` and this seed (its
+    config is what the launcher resolves, so a rerun finds it complete), with its seed log; returns
+    every file's bytes."""
+    from fedrouter.results.run_folder import RunFolder
+    from fedrouter.runtime.simulate import build_config
+
+    cfg = build_config(None, [f"sim_alias={alias}", f"seed={seed}", f"output_dir={output_dir}"])
+    folder = RunFolder(cfg.run_dir)
+    final = {"rouge1": rouge1, "rouge2": rouge1 / 2, "rougeL": rouge1}
+    folder.write_config(cfg.to_dict())
+    folder.write_metrics([{"round": cfg.num_rounds, "eval": final}])
+    folder.save_checkpoint(cfg.num_rounds, {"w": np.zeros(2)}, {"round": cfg.num_rounds})
+    folder.write_results({"final_round": cfg.num_rounds, "final": final, "seed": seed})
+    (folder.path / "log.txt").write_text("the run's own log\n" * 50)
+    (output_dir / f"{alias}_seed{seed}_log.txt").write_text("the finished run's console\n" * 500)
+    return _files(output_dir, alias, seed)
+
+
+def _files(output_dir, alias: str, seed: int) -> dict[str, bytes]:
+    paths = [output_dir / f"{alias}_seed{seed}_log.txt", *(output_dir / f"{alias}_seed{seed}").rglob("*")]
+    return {str(p.relative_to(output_dir)): p.read_bytes() for p in paths if p.is_file()}
+
+
+def test_refused_attempts_leave_a_completed_run_as_it_was(tmp_path):
+    # Prepare: seeds 0 and 1 of "done" completed (made by hand: no run needed to check the launcher)
+    before = _completed_run(tmp_path, "done", 0, 0.40)
+    _completed_run(tmp_path, "done", 1, 0.30)
+    base = {"seeds": "0", "output_dir": str(tmp_path), "sim_alias": "done"}
+    attempts = {
+        # other settings than the folder's: refused before anything loads, one line, no traceback
+        "num_rounds": ({"num_rounds": "3"}, "num_rounds: 20 -> 3"),
+        # a typo of a launcher variable: refused before any run starts
+        "typo": ({"num_round": "3"}, "num_round: not a variable of this launcher (did you mean num_rounds?)"),
+    }
+    for name, (env, message) in attempts.items():
+        # Execute
+        proc = _launch({**base, **env})
+        out = proc.stdout + proc.stderr
+        # Assert: refused with the message alone; the completed run's folder and its log byte-identical
+        assert proc.returncode != 0, (name, out[-3000:])
+        assert message in out and "Traceback" not in out, (name, out[-3000:])
+        assert _files(tmp_path, "done", 0) == before, name
+    assert "===" not in out  # the typo stopped the launcher before any run
+    # the same settings again: the run is complete, nothing is redone or rewritten, and the summary
+    # covers the one seed asked for (seed 1 is complete too, but was not asked for)
+    proc = _launch(base)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert _files(tmp_path, "done", 0) == before
+    assert "over 1 seed(s)" in proc.stdout and "| 1 |" not in proc.stdout
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("seed", "seed: the launcher sets it for each run (did you mean seeds?)"),
+    ("max_eval_size", 'max_eval_size: a setting, but not a variable of this launcher; pass it as extra="max_eval_size=..."'),
+    ("fed_algo", "fed_algo: not a variable of this launcher (did you mean fed_alg?)"),
+    ("max_eval_sise", "did you mean the setting max_eval_size?"),
+])
+def test_variables_the_launcher_does_not_know_are_errors(name, message, capsys):
+    from fedrouter.runtime.launcher import main
+
+    # the launcher passes the lowercase names set when it starts; http_proxy resembles nothing known
+    known = ["--variables", "seeds sim_alias num_rounds fed_alg"]
+    assert main([*known, "--set", f"seeds num_rounds http_proxy {name}", "--", "num_rounds=2"]) == 2
+    out = capsys.readouterr()
+    assert message in out.err and len(out.err.strip().splitlines()) == 1 and not out.out, out
+    # without it, the settings are read and the run's name printed
+    assert main([*known, "--set", "seeds num_rounds http_proxy", "--", "num_rounds=2", "sim_alias=x"]) == 0
+    assert capsys.readouterr().out == "x\n"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from conftest import tiny_settings
-from fedrouter.runtime.simulate import simulate
+from fedrouter.results.run_folder import RunFolder
+from fedrouter.runtime.simulate import main, simulate
 
 
 def test_fedit_rouge_rises_over_zero_shot(tmp_path):
@@ -94,3 +96,56 @@ def test_client_that_does_not_answer_in_time_is_left_out(tmp_path):
     assert 25 <= rows[0]["time_s"] < 50  # waited the timeout, not for the late reply
     assert sorted(rows[0]["timing"]["train"]) == ["0", "2", "3"]
     assert rows[1]["failures"] == {} and rows[1]["eval_failures"] == {} and "rouge1" in rows[1]["eval"]
+
+
+def _completed_folder(tmp_path) -> tuple[list[str], dict[str, bytes]]:
+    """A completed run's folder (made by hand); returns its settings as key=value and its files' bytes."""
+    cfg = tiny_settings(tmp_path, num_rounds=2, eval_round="2")
+    folder = RunFolder(cfg.run_dir)
+    folder.write_config(cfg.to_dict())
+    folder.save_checkpoint(2, {"w": np.zeros(2)}, {"round": 2})
+    folder.write_results({"final_round": 2, "final": {"rouge1": 0.4, "rouge2": 0.2, "rougeL": 0.4}})
+    return [f"{k}={v}" for k, v in cfg.to_dict().items()], _files(tmp_path)
+
+
+def _files(root) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def nothing_may_load(monkeypatch):
+    """Fail the test if the model, the data or the federation is reached."""
+    def fail(*args, **kwargs):
+        pytest.fail("reached past the run folder's check")
+
+    monkeypatch.setattr("fedrouter.models.loader.resolve_model_path", fail)
+    monkeypatch.setattr("fedrouter.runtime.simulate.write_data_record", fail)
+    monkeypatch.setattr("flwr.simulation.run_simulation", fail)
+
+
+def test_other_settings_on_a_run_folder_are_refused_before_any_work(tmp_path, nothing_may_load, monkeypatch, capsys):
+    # Prepare: a completed 2-round run; the settings are not even validated before the folder's check
+    settings, before = _completed_folder(tmp_path)
+    monkeypatch.setattr("fedrouter.validation.validate", lambda *a, **k: pytest.fail("validated first"))
+    # Execute: the same run with num_rounds changed
+    code = main([*settings, "num_rounds=3", "eval_round=3"])
+    # Assert: exit code 2, the message alone (no traceback), the folder byte-identical
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("fedrouter: ") and len(err.strip().splitlines()) == 1, err
+    assert "holds a run with different settings" in err and "num_rounds: 2 -> 3" in err and "resume=false" in err
+    assert _files(tmp_path) == before
+
+
+def test_refused_settings_leave_a_completed_folder_even_with_resume_false(tmp_path, nothing_may_load, capsys):
+    # resume=false would start over in the folder, but a bad setting is refused before anything is touched
+    settings, before = _completed_folder(tmp_path)
+    assert main([*settings, "resume=false", f"dataset_name={tmp_path / 'no-such-data'}"]) == 2
+    assert "dataset_name" in capsys.readouterr().err
+    assert _files(tmp_path) == before
+
+
+def test_a_completed_run_with_the_same_settings_is_returned_untouched(tmp_path, nothing_may_load, capsys):
+    settings, before = _completed_folder(tmp_path)
+    assert main(settings) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["rouge1"] == 0.4
+    assert _files(tmp_path) == before
