@@ -25,7 +25,10 @@ from fedrouter.metrics import (
     score_samples,
     summarize_client,
 )
-from fedrouter.results.report import load_runs, markdown_report, metric_title, results_csv, runs_csv, write_report
+from fedrouter.results.matrix import load_runs
+from fedrouter.results.report import write_report
+from fedrouter.results.report_csv import results_csv, runs_csv
+from fedrouter.results.report_markdown import markdown_report, metric_title
 from fedrouter.results.run_folder import RunFolder
 from fedrouter.results.summary import main as summary_main
 from fedrouter.validation import problems

@@ -1,4 +1,5 @@
-"""Tests for the dirichlet client split: seeded, disjoint, complete, minimum sizes, and alpha's effect."""
+"""Tests for fedrouter.data.dirichlet, the dirichlet client split (through partition): seeded, disjoint,
+complete, minimum sizes, and alpha's effect."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from collections import Counter
 
 import pytest
 
-from fedrouter.data.splits import DIRICHLET_TEST_SHARE, ClientData, partition
+from fedrouter.data.dirichlet import DIRICHLET_TEST_SHARE
+from fedrouter.data.splits import ClientData, partition
 
 TASKS = ("t0", "t1", "t2", "t3", "t4")
 

@@ -34,17 +34,17 @@ def drawn(monkeypatch):
 
 def test_bar_chart_draws_one_bar_per_method_at_its_mean(tmp_path, drawn):
     by_method = {"a": Stat(0.30, 0.02, 3), "b": Stat(0.25, None, 1)}
-    path = plots.bar_chart(by_method, plots.method_colors(list(by_method)), "s1", tmp_path / "bars.png")
+    path = plots.bar_chart(by_method, plots.method_colors(list(by_method)), "s1", tmp_path / "bars.png", "ROUGE-1")
     assert path.read_bytes().startswith(PNG)
     (ax,) = drawn[0]
     assert ax["title"] == "s1" and ax["bars"] == pytest.approx([0.30, 0.25])
     assert ax["xticks"] == ["a\n(n=3)", "b\n(n=1)"]  # seeds counted under each name
 
 
-def test_rouge_curves_one_panel_per_scenario_one_line_per_method(tmp_path, drawn):
+def test_score_curves_one_panel_per_scenario_one_line_per_method(tmp_path, drawn):
     curves = {"s1": {"a": {1: [0.1, 0.3], 2: [0.4, 0.4]}, "b": {1: [0.2]}}, "s2": {"a": {1: [0.5]}}}
     colors = plots.method_colors(["a", "b"])
-    plots.rouge_curves(curves, colors, tmp_path / "curves.png")
+    plots.score_curves(curves, colors, tmp_path / "curves.png", "ROUGE-1")
     s1, s2 = drawn[0]
     assert (s1["title"], s2["title"]) == ("s1", "s2")
     assert s1["lines"] == [([1, 2], pytest.approx([0.2, 0.4]), "a"), ([1], [0.2], "b")]  # mean over seeds

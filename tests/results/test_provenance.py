@@ -17,11 +17,12 @@ import transformers
 
 from conftest import REPO, tiny_settings
 from fedrouter.algorithms.base import get_algorithm
+from fedrouter.results.matrix import load_runs
 from fedrouter.results.provenance import COMPARED, PACKAGES, collect, differences, git_state
-from fedrouter.results.report import load_runs, markdown_report
+from fedrouter.results.report_markdown import markdown_report
 from fedrouter.results.run_folder import RunFolder
 from fedrouter.runtime import server_app
-from results.test_report import make_run  # tests/results/test_report.py: hand-made run folders
+from results.conftest import make_run  # tests/results/conftest.py: hand-made run folders
 
 HEX40 = re.compile(r"[0-9a-f]{40}")
 

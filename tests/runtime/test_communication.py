@@ -8,7 +8,8 @@ import json
 from collections import defaultdict
 
 from conftest import arrays_in, tiny_settings
-from fedrouter.results.report import load_runs, markdown_report, traffic_stats
+from fedrouter.results.matrix import load_runs, traffic_stats
+from fedrouter.results.report_markdown import markdown_report
 from fedrouter.runtime.simulate import simulate
 
 
