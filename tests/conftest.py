@@ -58,6 +58,31 @@ def metrics_without_timings(run_dir: Path) -> list[dict]:
     return rows
 
 
+# Libraries that importing the algorithms (and so `--list-settings`, `--print KEY`) must not load: each
+# takes seconds to import. numpy and flwr.app may load.
+HEAVY_LIBRARIES = ("torch", "sklearn", "scipy", "pandas", "transformers", "peft", "datasets", "matplotlib")
+
+
+def run_python(code: str) -> tuple[str, list[str]]:
+    """Run `code` in a fresh interpreter from the repository's root: its stdout, and which of
+    HEAVY_LIBRARIES it had loaded when it exited (a `sys.exit` included)."""
+    import json
+    import subprocess
+    import sys
+
+    report = (
+        "import atexit, json, sys\n"
+        "def _report():\n"
+        "    from fedrouter.utils.lazy import is_loaded\n"
+        f"    print('LOADED', json.dumps([m for m in {HEAVY_LIBRARIES!r} if is_loaded(m)]), file=sys.stderr)\n"
+        "atexit.register(_report)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", report + code], cwd=REPO, capture_output=True, text=True, check=True)
+    loaded = [line for line in proc.stderr.splitlines() if line.startswith("LOADED ")]
+    assert loaded, proc.stderr
+    return proc.stdout, json.loads(loaded[-1].removeprefix("LOADED "))
+
+
 @pytest.fixture
 def sent(monkeypatch):
     """Every (kind, round, contents by client, good replies by client) the server exchanges."""

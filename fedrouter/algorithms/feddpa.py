@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from flwr.app import RecordDict
 
 from fedrouter.algorithms.base import (
@@ -43,7 +42,10 @@ from fedrouter.data.prompt import encode_prompt
 from fedrouter.models.backbone import AdapterState, last_hidden_state
 from fedrouter.steps.generate import generate
 from fedrouter.steps.train import train_adapter
+from fedrouter.utils.lazy import inference_mode, lazy_import
 from fedrouter.utils.seeding import derive_seed
+
+torch = lazy_import("torch")
 
 GLOBAL, LOCAL = "main", "local"
 
@@ -97,7 +99,7 @@ def local_adapter(rt: ClientRuntime, before_round: int) -> AdapterState:
     return st.arrays if st.arrays else rt.backbone.init_state(derive_seed(rt.cfg.seed, rt.client_id, _LOCAL_INIT), LOCAL)
 
 
-@torch.inference_mode()
+@inference_mode
 def last_token_embeddings(backbone, texts: Sequence[str], max_len: int, batch_size: int) -> np.ndarray:
     """Last layer's hidden state at each raw text's last token, only the local adapter active.
     Right-padded by hand, so the real tokens keep positions 0..n-1."""

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from flwr.app import RecordDict
 
 from fedrouter.algorithms.base import Algorithm, ClientRuntime, received_adapter, register, reply
 from fedrouter.algorithms.fedit import FedITClient, FedITServer
 from fedrouter.config import AlgorithmSettings, RunConfig, setting
 from fedrouter.steps.train import train_adapter
+from fedrouter.utils.lazy import lazy_import
 from fedrouter.utils.seeding import derive_seed
+
+torch = lazy_import("torch")
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,13 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from fedrouter.models.loader import ModelSpec, load_model, load_tokenizer
 from fedrouter.utils import process_state
+from fedrouter.utils.lazy import lazy_import
 from fedrouter.utils.timing import phase
+
+torch = lazy_import("torch")
 
 log = logging.getLogger("fedrouter.models")
 

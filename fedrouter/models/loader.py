@@ -8,7 +8,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+from fedrouter.utils.lazy import lazy_import
+
+torch = lazy_import("torch")
 
 log = logging.getLogger("fedrouter.models")
 

@@ -10,6 +10,10 @@ import os
 import time
 from pathlib import Path
 
+# Loaded with the app, not at the first clustering (fedrouter.steps.cluster imports it when used):
+# threadpool_limits in runtime() limits only the pools of the libraries loaded by then, and scikit-learn
+# brings its own OpenMP and scipy's BLAS.
+import sklearn.cluster  # noqa: F401
 import torch
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp

@@ -8,10 +8,11 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-import torch
-
 from fedrouter.steps.row_lora import row_adapters
 from fedrouter.utils import process_state
+from fedrouter.utils.lazy import lazy_import
+
+torch = lazy_import("torch")
 
 # Per process: backbone -> {(rows, groups): best seconds of a one-token forward}. Weak keys: the
 # times of a backbone go with it when it is freed.

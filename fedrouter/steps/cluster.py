@@ -1,5 +1,8 @@
 """Clustering math on arrays: k-means, the choice of k (gap statistic or silhouette), nearest centroid,
-purity and ARI."""
+purity and ARI.
+
+scikit-learn and threadpoolctl are imported by the functions that use them: importing the algorithms
+(to list their settings) must not pay for scikit-learn, scipy and pandas."""
 
 from __future__ import annotations
 
@@ -8,9 +11,6 @@ import math
 from collections import OrderedDict
 
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score, pairwise_distances, silhouette_score
-from threadpoolctl import threadpool_limits
 
 from fedrouter.utils import process_state
 from fedrouter.utils.timing import timed
@@ -28,6 +28,8 @@ SHARED_DISTANCES_MAX_POINTS = 8192
 def kmeans(points: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(centroids k x d, labels n) from scikit-learn's k-means (k-means++, 10 restarts), in float32
     like the embeddings themselves (half the memory traffic of float64; docs/benchmark.md)."""
+    from sklearn.cluster import KMeans
+
     points = np.ascontiguousarray(points, dtype=np.float32)
     if not 1 <= k <= len(points):
         raise ValueError(f"k={k} must be between 1 and the number of points ({len(points)})")
@@ -46,6 +48,8 @@ def silhouette_curve(points: np.ndarray, k_min: int, k_max: int, seed: int) -> d
     """Silhouette score of k-means for every k in [k_min, k_max] (the paper's Figures 7 and 8).
 
     Silhouette needs 2 <= k <= n - 1; the range is clipped to that (empty when n < 3)."""
+    from sklearn.metrics import pairwise_distances, silhouette_score
+
     points = np.asarray(points, dtype=np.float64)
     ks = range(max(2, k_min), min(k_max, len(points) - 1) + 1)
     if len(ks) > 1 and len(points) <= SHARED_DISTANCES_MAX_POINTS:
@@ -78,6 +82,9 @@ def gap_curve(points: np.ndarray, k_min: int, k_max: int, seed: int,
     the within-cluster sum of squares, and its standard error s_k = sd * sqrt(1 + 1/B). The reference is
     one Gaussian with the points' variance along each of their principal axes: the same spread with no
     cluster structure. Returns ({k: Gap(k)}, {k: s_k}), both empty when no k can be scored."""
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
+
     x = np.asarray(points, dtype=np.float64)
     ks = range(max(1, k_min), min(k_max, len(np.unique(x, axis=0)) - 1) + 1)
     gaps: dict[int, float] = {}
@@ -165,6 +172,8 @@ def purity(table: np.ndarray) -> float:
 def ari(table: np.ndarray) -> float:
     """Adjusted Rand index from a contingency table (it depends on the table alone), so the server
     can compute it from per-cluster counts without per-sample labels."""
+    from sklearn.metrics import adjusted_rand_score
+
     rows, cols = np.nonzero(table)
     counts = table[rows, cols]
     return float(adjusted_rand_score(np.repeat(rows, counts), np.repeat(cols, counts)))

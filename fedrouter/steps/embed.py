@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from fedrouter.models.backbone import last_hidden_state
 from fedrouter.utils import process_state
+from fedrouter.utils.lazy import inference_mode, lazy_import
 from fedrouter.utils.timing import timed
+
+torch = lazy_import("torch")
 
 
 def mean_pooled(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
@@ -19,7 +21,7 @@ def mean_pooled(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) ->
     return ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu().numpy()
 
 
-@torch.inference_mode()
+@inference_mode
 def base_embeddings(backbone, texts: Sequence[str], max_len: int, batch_size: int = 32) -> np.ndarray:
     """Mean over non-padding positions of the frozen base model's last hidden state for the raw
     instruction (no template), as the paper embeds. Adapters are switched off, so the vector does

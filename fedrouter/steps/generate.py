@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-
 from fedrouter.data.prompt import encode_prompt
 from fedrouter.steps.row_lora import row_adapters
 from fedrouter.utils import process_state
+from fedrouter.utils.lazy import inference_mode, lazy_import
 from fedrouter.utils.timing import timed
+
+torch = lazy_import("torch")
 
 # Per process: decode steps (one forward per generated position of a batch) and row-steps (times the
 # batch's rows), for the benchmark's roofline; whoever reads them resets them (process_state.clear).
@@ -19,7 +20,7 @@ DECODE_COUNTERS = process_state.register(f"{__name__}.DECODE_COUNTERS", {"steps"
 
 
 @timed("generate")
-@torch.inference_mode()
+@inference_mode
 def generate(backbone, instructions: Sequence[str], cfg, batch_size: int | None = None,
              adapter_names: Sequence[str] | None = None) -> list[str]:
     """Greedy continuations of the prompts, in input order.

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-import torch
+from fedrouter.utils.lazy import lazy_import
+
+torch = lazy_import("torch")
 
 
 def _plain_lora_layers(model, names: set[str]) -> list | None:

@@ -7,10 +7,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from fedrouter.data.prompt import IGNORE_INDEX, Encoded
+from fedrouter.utils.lazy import lazy_import
 from fedrouter.utils.timing import timed
+
+torch = lazy_import("torch")
 
 
 @dataclass(frozen=True)

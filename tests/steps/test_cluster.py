@@ -155,12 +155,14 @@ def test_silhouette_curve_with_shared_distances_equals_per_k_silhouette(seed):
 
 
 def test_kmeans_reuses_an_identical_fit_and_hands_out_copies(seed):
+    from sklearn.cluster import KMeans
+
     rng = np.random.default_rng(seed)
     pts = rng.normal(size=(50, 4))
     cents, labels = cluster.kmeans(pts, 3, seed)
     cents[:] = 0.0  # a caller mutating its result must not change the next caller's
     again, labels_again = cluster.kmeans(pts.copy(), 3, seed)
-    fresh = cluster.KMeans(n_clusters=3, n_init=10, random_state=seed).fit(pts.astype(np.float32))
+    fresh = KMeans(n_clusters=3, n_init=10, random_state=seed).fit(pts.astype(np.float32))
     np.testing.assert_array_equal(labels_again, fresh.labels_)
     np.testing.assert_array_equal(again, fresh.cluster_centers_.astype(np.float32))
 
