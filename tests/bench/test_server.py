@@ -17,7 +17,8 @@ def test_server_scale_clusters_and_aggregates_every_synthetic_client():
     r = server_scale(shapes, num_clients=24, k_local=2, dim=16)
     assert (r["clients"], r["centroids_per_client"], r["dim"], r["adapter_params"]) == (24, 2, 16, 32)
     assert r["global_clustering_s"] > 0 and r["aggregation_s"] > 0
-    assert 0 <= r["of_which_deserialization_s"] <= r["aggregation_s"]
+    # timed apart from the aggregation that includes it, so on a loaded machine it may exceed it: only its sign
+    assert r["of_which_deserialization_s"] >= 0
     assert r["clustering_and_aggregation_s"] == pytest.approx(r["total_s"] - r["of_which_deserialization_s"])
 
 
