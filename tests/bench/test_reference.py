@@ -34,7 +34,7 @@ def test_markdown_puts_ours_beside_the_reference_figures():
     r = {"date": "2026-01-01 00:00", "machine": "2 CPUs", "wall_s": 137.5, "driver_peak_mb": 900.0,
          "worker_peaks_mb": [1000.0, 1100.0], "loads": 2, "loads_per_worker": [1, 1], "adapter_message_mb": 1.85,
          "generation_share": 0.5, "rounds_wall_s": 120.0, "communication_mb": 20.0, "final": {"rouge1": 0.25},
-         "phases": {"train": 10.0, "generate": 30.0},
+         "phases": {"train": 10.0, "generate": 30.0}, "config": {},
          "roofline": {"decode_steps": 100, "row_steps": 800, "weight_mb": 500.0, "bandwidth_gb_s": 20.0,
                       "matmul_gflop_s": 90.0, "memory_floor_s": 2.5, "compute_floor_s": 1.0, "bound": "memory",
                       "measured_s": 25.0, "fraction": 0.1}}
