@@ -4,7 +4,6 @@ specification allows (the baselines are checked inside their own tests in the pe
 from __future__ import annotations
 
 import pytest
-from flwr.app import RecordDict
 
 from conftest import assert_clients_sent_only_what_is_allowed, message_violations, tiny_settings
 from fedrouter.algorithms.base import from_record, reply
@@ -48,27 +47,3 @@ def test_the_checker_catches_what_must_not_leave(tmp_path):
     assert message_violations("fedit", "evaluate", reply({"rouge1": 0.5, "label_of_sample_3": 1.0}), lora)
     embeddings = reply({"k_local": 2.0}, {"centroids": {"centroids": np.zeros((2, 16)), "embeddings": np.zeros((40, 16))}})
     assert message_violations("fedrouter", "setup", embeddings, lora)  # per-sample embeddings beside centroids
-
-
-def test_records_pack_arrays_and_give_them_back_bitwise():
-    """Adapters travel as one flat array per dtype plus a layout (few objects on the Deployment Engine's
-    wire); what comes out is the same names, shapes, dtypes and bits."""
-    import numpy as np
-
-    from fedrouter.algorithms.base import LAYOUT, to_record
-    from fedrouter.runtime.federation import tensor_bytes
-
-    rng = np.random.default_rng(0)
-    state = {f"layer{i}.lora_{ab}.weight": rng.standard_normal((3, 5) if ab == "A" else (5, 3)).astype(np.float32)
-             for i in range(40) for ab in "AB"}
-    state.update(counts=np.arange(4), scalar=np.float64(2.5), empty=np.zeros((0, 7), np.float32))
-    record = to_record(state)
-    assert len(record) == 4 and LAYOUT in record  # float32, int64, float64 + the layout: not 83 arrays
-    back = from_record(record)
-    assert list(back) == list(state)
-    for k, v in state.items():
-        assert back[k].dtype == v.dtype and back[k].shape == np.shape(v) and back[k].tobytes() == np.asarray(v).tobytes()
-    content = RecordDict({"adapter": record})
-    assert tensor_bytes(content) == sum(np.asarray(v).nbytes for v in state.values())  # the layout is not counted
-    single = to_record({"w": state["counts"]})  # one array: sent as it is
-    assert list(single) == ["w"] and from_record(single)["w"].tolist() == [0, 1, 2, 3]

@@ -1,16 +1,16 @@
-"""Tests for fedrouter.data.sources: builtin/multitask/local dispatch, readers, validation and cleaning."""
+"""Tests for fedrouter.data.sources: builtin/multitask/local dispatch, readers and their errors (cleaning,
+capping and caching the pool are in tests/data/sources/test_pool.py)."""
 
 from __future__ import annotations
 
 import json
-import logging
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from conftest import SHARED_DATA
-from fedrouter.data.sources import DatasetError, clean_records, clear_pool_cache, load_pool
+from fedrouter.data.sources import DatasetError, clear_pool_cache, load_pool
 
 SAMPLE = SHARED_DATA
 TASKS = ("qqp", "gigaword", "samsum", "webnlg")
@@ -64,17 +64,6 @@ def test_multitask_dir_env_loads_local_folder(monkeypatch):
     counts = _counts(pool)
     assert {t for t, _ in counts} == set(TASKS)
     assert all(counts[(t, "train")] == 2000 for t in TASKS)
-
-
-@needs_sample
-def test_dataset_sample_caps_per_task_keeping_split_proportions():
-    a = load_pool(str(SAMPLE), 120, 1)
-    counts = _counts(a)
-    for task in TASKS:
-        assert counts[(task, "train")] + counts[(task, "test")] == 120
-        assert counts[(task, "test")] >= 19  # about 1/6 (qqp) to 1/5 (gigaword) of the task stays test
-    assert a == load_pool(str(SAMPLE), 120, 1)
-    assert a != load_pool(str(SAMPLE), 120, 2)
 
 
 # ------------------------------------------------------------------------------------- hub / offline
@@ -182,42 +171,3 @@ def test_folder_without_data_files(tmp_path):
     (tmp_path / "notes.txt").write_text("x", encoding="utf-8")
     with pytest.raises(DatasetError, match="no .*files"):
         load_pool(str(tmp_path), 0, 0)
-
-
-def test_bad_dataset_sample():
-    with pytest.raises(DatasetError, match="dataset_sample"):
-        load_pool("builtin", -1, 0)
-
-
-# ------------------------------------------------------------------------------------- cleaning/cache
-
-
-def test_clean_records_counts():
-    recs = [
-        {"instruction": "a", "response": "b", "task": "qqp"},
-        {"instruction": "a", "response": "b", "task": "qqp", "split": "test"},  # duplicate triple
-        {"instruction": "a", "response": "b", "task": "samsum"},  # other task: kept
-        {"instruction": "  \n", "response": "b", "task": "qqp"},
-        {"instruction": "c", "response": "", "task": "qqp"},
-        {"instruction": "d", "response": None, "task": "qqp"},
-    ]
-    kept, counts = clean_records(recs)
-    assert counts == {"empty": 3, "duplicate": 1, "kept": 2}
-    assert kept == [recs[0], recs[2]]
-
-
-def test_load_pool_drops_and_logs(tmp_path, caplog):
-    rows = _rows(3) + _rows(2) + [{"instruction": " ", "response": "x", "task": "qqp"}]
-    path = _write_jsonl(tmp_path / "d.jsonl", rows)
-    with caplog.at_level(logging.INFO, logger="fedrouter.data"):
-        pool = load_pool(str(path), 0, 0)
-    assert len(pool) == 3
-    assert "dropped 1 empty and 2 duplicate records" in caplog.text
-
-
-def test_cached_pool_is_not_mutable_by_callers(tmp_path):
-    path = _write_jsonl(tmp_path / "d.jsonl", _rows(2))
-    first = load_pool(str(path), 0, 0)
-    first[0]["instruction"] = "changed"
-    first.append({"instruction": "z", "response": "z", "task": "qqp"})
-    assert load_pool(str(path), 0, 0) == _rows(2)

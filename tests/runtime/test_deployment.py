@@ -14,13 +14,10 @@ from pathlib import Path
 
 import psutil
 import pytest
-from flwr.app import Context, RecordDict
 
 from conftest import REPO, metrics_without_timings, tiny_settings
-from fedrouter.algorithms.client_state import ClientState, ClientStore
 from fedrouter.bench.deployment import flower_env, free_ports, run_config_arg
 from fedrouter.config import flat_defaults
-from fedrouter.runtime.client_app import store_root
 from fedrouter.runtime.simulate import backend_config, simulate
 
 SCRIPTS = REPO / "training_scripts"
@@ -113,44 +110,6 @@ def test_ray_cluster_address_replaces_local_resources(tmp_path):
     assert "num_cpus" not in cluster["init_args"] and "num_gpus" not in cluster["init_args"]
     # GPUs on the cluster's machines are requested even when this machine has none.
     assert cluster["client_resources"] == {"num_cpus": 2, "num_gpus": 0.5}
-
-
-def test_supernode_state_folder_is_per_run(tmp_path):
-    def root(cfg):
-        ctx = Context(run_id=1, node_id=1, node_config={"client-state-dir": str(tmp_path / "node")},
-                      state=RecordDict(), run_config={})
-        return store_root(cfg, ctx)
-
-    base = tiny_settings(tmp_path / "out", sim_alias="a")
-    assert root(base).parent == tmp_path / "node"
-    assert root(base).name.startswith("a_seed0-")
-    assert root(base) == root(base.replace(resume=False, max_failure_rate=0.9))  # a resume finds its state
-    assert root(base) != root(base.replace(seed=1))  # another run
-    assert root(base) != root(base.replace(n_clusters="2"))  # same name, other settings: no stale state
-    sim = Context(run_id=1, node_id=1, node_config={"partition-id": 0}, state=RecordDict(), run_config={})
-    assert store_root(base, sim) == base.run_dir / "clients"
-
-
-def test_saving_a_round_drops_state_of_later_rounds(tmp_path):
-    import numpy as np
-
-    store = ClientStore(tmp_path, 0)
-    for r in (3, 4):  # an earlier attempt of the run got to round 4
-        store.save(ClientState(r, {"b": np.full(2, r)}, {}))
-    store.save(ClientState(1, {"b": np.ones(2)}, {}))  # the run started over
-    assert store.load(before_round=5).round == 1
-    assert sorted(p.name for p in store.dir.iterdir()) == ["state_r1.json", "state_r1.npz"]
-
-    # run ids known: another run's later rounds go, this run's own (a late reply's save) stay
-    old, now = ClientStore(tmp_path / "b", 0, run_id=7), ClientStore(tmp_path / "b", 0, run_id=8)
-    old.save(ClientState(4, {"b": np.full(2, 4)}, {}))
-    now.save(ClientState(1, {"b": np.ones(2)}, {"k": 1}))
-    assert now.load(before_round=5).round == 1
-    now.save(ClientState(3, {"b": np.full(2, 3)}, {}))
-    now.save(ClientState(2, {"b": np.full(2, 2)}, {}))  # round 2's reply came late, after round 3
-    st = now.load(before_round=5)
-    assert st.round == 3 and st.arrays["b"].tolist() == [3, 3] and st.meta == {}
-    assert now.load(before_round=3).round == 2 and now.load(before_round=3).meta == {}
 
 
 def test_launchers_are_valid_shell():
