@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,28 @@ os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # One built-in model per test session (built on first use, ~1-2 min), reused by every test.
 os.environ.setdefault("FEDROUTER_CACHE", str(REPO / ".cache" / "fedrouter"))
+
+
+BENCHMARK_TASKS = ("qqp", "gigaword", "samsum", "webnlg")
+needs_sample = pytest.mark.skipif(
+    not (SHARED_DATA / "qqp.jsonl").is_file(),
+    reason=f"real multitask sample not found at {SHARED_DATA} (the repo must be cloned beside shared/)",
+)
+
+
+def make_rows(n: int = 3, task: str = "qqp", **extra) -> list[dict]:
+    """n records of one task for the data-source tests (distinct instructions, one answer)."""
+    return [{"instruction": f"q{i}-p{i}", "response": "Yes", "task": task, **extra} for i in range(n)]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def pool_counts(pool: list[dict]) -> Counter:
+    """(task, split) -> records of a loaded pool."""
+    return Counter((r["task"], r.get("split")) for r in pool)
 
 
 @pytest.fixture

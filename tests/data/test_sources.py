@@ -5,20 +5,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_DATA
+from conftest import BENCHMARK_TASKS, SHARED_DATA, make_rows, needs_sample, pool_counts, write_jsonl
 from fedrouter.data.sources import DatasetError, clear_pool_cache, load_pool
 
 SAMPLE = SHARED_DATA
-TASKS = ("qqp", "gigaword", "samsum", "webnlg")
-
-needs_sample = pytest.mark.skipif(
-    not (SAMPLE / "qqp.jsonl").is_file(),
-    reason=f"real multitask sample not found at {SAMPLE} (the repo must be cloned beside shared/)",
-)
+TASKS = BENCHMARK_TASKS
 
 
 @pytest.fixture(autouse=True)
@@ -29,18 +23,6 @@ def _fresh_cache():
     clear_pool_cache()
 
 
-def _rows(n: int = 3, task: str = "qqp", **extra) -> list[dict]:
-    return [{"instruction": f"q{i}-p{i}", "response": "Yes", "task": task, **extra} for i in range(n)]
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def _counts(pool: list[dict]) -> Counter:
-    return Counter((r["task"], r.get("split")) for r in pool)
-
 
 # ----------------------------------------------------------------------------------------- real sample
 
@@ -48,7 +30,7 @@ def _counts(pool: list[dict]) -> Counter:
 @needs_sample
 def test_real_sample_folder_is_the_benchmark():
     pool = load_pool(str(SAMPLE), 0, 0)
-    counts = _counts(pool)
+    counts = pool_counts(pool)
     assert {t for t, _ in counts} == set(TASKS)
     for task in TASKS:
         assert counts[(task, "train")] == 2000
@@ -61,7 +43,7 @@ def test_real_sample_folder_is_the_benchmark():
 def test_multitask_dir_env_loads_local_folder(monkeypatch):
     monkeypatch.setenv("FEDROUTER_MULTITASK_DIR", str(SAMPLE))
     pool = load_pool("multitask", 0, 0)
-    counts = _counts(pool)
+    counts = pool_counts(pool)
     assert {t for t, _ in counts} == set(TASKS)
     assert all(counts[(t, "train")] == 2000 for t in TASKS)
 
@@ -99,7 +81,7 @@ def test_builtin_dispatch():
 
 
 def test_single_jsonl_file(tmp_path):
-    path = _write_jsonl(tmp_path / "d.jsonl", _rows(4, source="x", extra=1))
+    path = write_jsonl(tmp_path / "d.jsonl", make_rows(4, source="x", extra=1))
     pool = load_pool(str(path), 0, 0)
     assert pool == [{"instruction": f"q{i}-p{i}", "response": "Yes", "task": "qqp"} for i in range(4)]
 
@@ -107,7 +89,7 @@ def test_single_jsonl_file(tmp_path):
 def test_json_csv_parquet_and_folder(tmp_path):
     import pandas as pd
 
-    rows = _rows(3, task="samsum", split="train") + _rows(2, task="webnlg", split="test")
+    rows = make_rows(3, task="samsum", split="train") + make_rows(2, task="webnlg", split="test")
     (tmp_path / "a.json").write_text(json.dumps(rows[:1]), encoding="utf-8")
     pd.DataFrame(rows[1:3]).to_csv(tmp_path / "b.csv", index=False)
     pd.DataFrame(rows[3:]).to_parquet(tmp_path / "c.parquet")
@@ -129,7 +111,7 @@ def test_csv_keeps_text_like_na_and_numbers_as_strings(tmp_path):
 def test_save_to_disk_dataset_and_dataset_dict(tmp_path):
     from datasets import Dataset, DatasetDict
 
-    rows = _rows(3, task="gigaword")
+    rows = make_rows(3, task="gigaword")
     Dataset.from_list([{**r, "split": "train"} for r in rows]).save_to_disk(str(tmp_path / "ds"))
     assert load_pool(str(tmp_path / "ds"), 0, 0) == [{**r, "split": "train"} for r in rows]
 
@@ -149,7 +131,7 @@ def test_save_to_disk_dataset_and_dataset_dict(tmp_path):
 
 
 def test_missing_columns_error_names_columns_and_file(tmp_path):
-    path = _write_jsonl(tmp_path / "nocols.jsonl", [{"instruction": "a", "answer": "b"}])
+    path = write_jsonl(tmp_path / "nocols.jsonl", [{"instruction": "a", "answer": "b"}])
     with pytest.raises(DatasetError) as err:
         load_pool(str(path), 0, 0)
     msg = str(err.value)
@@ -162,7 +144,7 @@ def test_missing_path_error_names_path(tmp_path):
 
 
 def test_bad_split_value_error(tmp_path):
-    path = _write_jsonl(tmp_path / "d.jsonl", _rows(2, split="train") + _rows(1, split="dev"))
+    path = write_jsonl(tmp_path / "d.jsonl", make_rows(2, split="train") + make_rows(1, split="dev"))
     with pytest.raises(DatasetError, match="'dev'"):
         load_pool(str(path), 0, 0)
 

@@ -3,42 +3,23 @@ per task keeping split proportions, and cached per process without callers chang
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_DATA
+from conftest import BENCHMARK_TASKS, SHARED_DATA, make_rows, needs_sample, pool_counts, write_jsonl
 from fedrouter.data.sources import DatasetError, clean_records, load_pool
 
 SAMPLE = SHARED_DATA
-TASKS = ("qqp", "gigaword", "samsum", "webnlg")
+TASKS = BENCHMARK_TASKS
 
-needs_sample = pytest.mark.skipif(
-    not (SAMPLE / "qqp.jsonl").is_file(),
-    reason=f"real multitask sample not found at {SAMPLE} (the repo must be cloned beside shared/)",
-)
-
-
-def _rows(n: int = 3, task: str = "qqp", **extra) -> list[dict]:
-    return [{"instruction": f"q{i}-p{i}", "response": "Yes", "task": task, **extra} for i in range(n)]
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def _counts(pool: list[dict]) -> Counter:
-    return Counter((r["task"], r.get("split")) for r in pool)
 
 
 @needs_sample
 def test_dataset_sample_caps_per_task_keeping_split_proportions():
     a = load_pool(str(SAMPLE), 120, 1)
-    counts = _counts(a)
+    counts = pool_counts(a)
     for task in TASKS:
         assert counts[(task, "train")] + counts[(task, "test")] == 120
         assert counts[(task, "test")] >= 19  # about 1/6 (qqp) to 1/5 (gigaword) of the task stays test
@@ -51,7 +32,7 @@ def test_bad_dataset_sample():
         load_pool("builtin", -1, 0)
 
 
-def test_clean_records_counts():
+def test_clean_recordspool_counts():
     recs = [
         {"instruction": "a", "response": "b", "task": "qqp"},
         {"instruction": "a", "response": "b", "task": "qqp", "split": "test"},  # duplicate triple
@@ -66,8 +47,8 @@ def test_clean_records_counts():
 
 
 def test_load_pool_drops_and_logs(tmp_path, caplog):
-    rows = _rows(3) + _rows(2) + [{"instruction": " ", "response": "x", "task": "qqp"}]
-    path = _write_jsonl(tmp_path / "d.jsonl", rows)
+    rows = make_rows(3) + make_rows(2) + [{"instruction": " ", "response": "x", "task": "qqp"}]
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
     with caplog.at_level(logging.INFO, logger="fedrouter.data"):
         pool = load_pool(str(path), 0, 0)
     assert len(pool) == 3
@@ -75,11 +56,11 @@ def test_load_pool_drops_and_logs(tmp_path, caplog):
 
 
 def test_cached_pool_is_not_mutable_by_callers(tmp_path):
-    path = _write_jsonl(tmp_path / "d.jsonl", _rows(2))
+    path = write_jsonl(tmp_path / "d.jsonl", make_rows(2))
     first = load_pool(str(path), 0, 0)
     first[0]["instruction"] = "changed"
     first.append({"instruction": "z", "response": "z", "task": "qqp"})
-    assert load_pool(str(path), 0, 0) == _rows(2)
+    assert load_pool(str(path), 0, 0) == make_rows(2)
 
 
 def test_an_empty_name_is_refused_with_what_is_allowed():
@@ -88,15 +69,15 @@ def test_an_empty_name_is_refused_with_what_is_allowed():
 
 
 def test_the_cap_is_per_task_seeded_and_keeps_the_order(tmp_path):
-    rows = _rows(10, task="qqp") + _rows(3, task="samsum")
-    path = _write_jsonl(tmp_path / "d.jsonl", rows)
+    rows = make_rows(10, task="qqp") + make_rows(3, task="samsum")
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
     capped = load_pool(str(path), 4, 0)
-    assert _counts(capped) == Counter({("qqp", None): 4, ("samsum", None): 3})  # a small task is kept whole
+    assert pool_counts(capped) == Counter({("qqp", None): 4, ("samsum", None): 3})  # a small task is kept whole
     assert capped == sorted(capped, key=rows.index)  # original order
     assert capped == load_pool(str(path), 4, 0) and load_pool(str(path), 0, 0) == rows
 
 
 def test_a_split_keeps_its_proportions_when_capped(tmp_path):
-    path = _write_jsonl(tmp_path / "d.jsonl", _rows(30, split="train") + [
+    path = write_jsonl(tmp_path / "d.jsonl", make_rows(30, split="train") + [
         {"instruction": f"t{i}", "response": "No", "task": "qqp", "split": "test"} for i in range(10)])
-    assert _counts(load_pool(str(path), 8, 3)) == Counter({("qqp", "train"): 6, ("qqp", "test"): 2})
+    assert pool_counts(load_pool(str(path), 8, 3)) == Counter({("qqp", "train"): 6, ("qqp", "test"): 2})
