@@ -13,6 +13,7 @@ from typing import Any
 from fedrouter.config.names import did_you_mean
 from fedrouter.config.registry import algorithms, default_algorithm, get_algorithm
 from fedrouter.config.section import AlgorithmSettings, ConfigError, Section, aliases, sections
+from fedrouter.config.tables import flat_defaults
 from fedrouter.config.values import coerce, type_error
 
 
@@ -39,7 +40,7 @@ class RunConfig:
     `RunConfig(num_rounds=3)` takes typed flat values (tests, code); `RunConfig.from_mapping` reads
     text from the command line, presets and flwr's run config, and reports every problem at once."""
 
-    __slots__ = ("_sections", "alg")
+    __slots__ = ("_sections", "_owner", "alg")
 
     def __init__(self, alg: AlgorithmSettings | None = None, **flat: Any):
         owner = _owner_of_key()
@@ -54,6 +55,7 @@ class RunConfig:
             run = dataclasses.replace(run, sim_alias=f"{run.fed_alg}_{built['data'].split_strategy}")
         built["run"] = run
         object.__setattr__(self, "_sections", built)
+        object.__setattr__(self, "_owner", {key: sec for sec in built.values() for key in type(sec).keys()})
         object.__setattr__(self, "alg", alg if alg is not None else settings_class(run.fed_alg)())
 
     # --- access ------------------------------------------------------------------------------------
@@ -63,9 +65,9 @@ class RunConfig:
         secs = object.__getattribute__(self, "_sections")
         if key in secs:
             return secs[key]
-        for sec in secs.values():
-            if key in type(sec).keys():
-                return getattr(sec, key)
+        owner = object.__getattribute__(self, "_owner")
+        if key in owner:
+            return getattr(owner[key], key)
         raise AttributeError(f"RunConfig has no setting or section {key!r}")
 
     def __setattr__(self, key: str, value: Any) -> None:
@@ -187,7 +189,7 @@ def _resolve_aliases(values: dict[str, Any], keys: set[str], strict: bool) -> li
     at a non-default value that differs is a conflict; at its default (flwr run passes every key)
     the alias decides."""
     problems = []
-    defaults = {k: v for sec in sections() for k, v in sec.defaults().items()}
+    defaults = flat_defaults()
     for alias in aliases():
         value = str(values.pop(alias.name, "") or "")
         if not value:
@@ -197,14 +199,10 @@ def _resolve_aliases(values: dict[str, Any], keys: set[str], strict: bool) -> li
         for key, implied in alias.resolve(value, keys).items():
             given = values.get(key)
             if given is not None and str(given) != str(implied) and strict \
-                    and str(given) != str(defaults.get(key, _alg_default(key))):
+                    and str(given) != str(defaults.get(key)):
                 problems.append(f"{alias.name}={value!r} means {key}={implied!r}, but {key}={given!r} is set too")
             values[key] = implied
     return problems
-
-
-def _alg_default(key: str) -> Any:
-    return next((a.settings.defaults()[key] for a in algorithms() if key in a.settings.keys()), None)
 
 
 def _other_algorithms_settings(own: type[AlgorithmSettings]) -> dict[str, tuple[str, Any]]:
