@@ -147,8 +147,10 @@ _METRICS = {  # (algorithm, message kind) -> allowed metric keys (regular expres
     "evaluate": [rf"(n|{{metrics}})(/{_TASK})?"],  # {metrics}: every registered metric's key
     ("feddpa", "train"): [r"loss", r"local_loss", r"num_samples"],
     ("feddpa", "evaluate"): [r"alpha_(mean|own|other)", r"n_(own|other)"],
-    ("fedrouter", "train"): [r"num_samples/\d+"],
-    ("fedrouter", "evaluate"): [rf"route/\d+/{_TASK}"],  # routed-sample counts (diagnostics only)
+    # per-cluster sample counts (adapters, the shared fallback adapter, the routing head); with open-set routing
+    # the calibration: per global cluster one score quantile and the number of inputs behind it
+    ("fedrouter", "train"): [r"num_samples/(\d+|shared|router)", r"calibration/\d+/(score|n)"],
+    ("fedrouter", "evaluate"): [rf"route/(\d+|fallback)/{_TASK}"],  # routed-sample counts (diagnostics only)
     ("fedrouter", "setup"): [r"k_local", r"num_samples", r"silhouette/\d+", r"local_purity", r"local_ari"],
 }
 
@@ -182,13 +184,20 @@ def message_violations(fed_alg: str, kind: str, content: RecordDict, lora: dict[
         if fed_alg == "fedrouter" and kind == "setup":
             cent = shapes.pop("centroids", {})
             k, d = cent.get("centroids", (0, 0))
-            expect = {"centroids": (k, d), "counts": (k,), "task_counts": (k, 4)}
+            # the router's per-local-cluster statistics (routing/routers.py): sums of squares, or one scatter matrix
+            expect = {"centroids": (k, d), "counts": (k,), "task_counts": (k, 4), "router/sq_sums": (k, d),
+                      "router/scatter": (d, d)}
             bad += [f"centroids.{key} {s}" for key, s in cent.items() if expect.get(key) != s or k < 1]
         else:
             full = {k: tuple(v) for k, v in lora.items()}
             want = {k: s for k, s in full.items() if ".lora_A." in k} if fed_alg == "fedsa" else full
-            for name in [n for n in shapes if n == "adapter" or (fed_alg == "fedrouter" and re.fullmatch(r"adapter_\d+", n))]:
+            for name in [n for n in shapes if n == "adapter" or (fed_alg == "fedrouter" and re.fullmatch(r"adapter_(\d+|shared)", n))]:
                 bad += [f"{name} has keys/shapes other than the LoRA's"] * (shapes.pop(name) != want)
+            if fed_alg == "fedrouter" and "router" in shapes:  # the routing head: K x d weights, K biases, d-vectors
+                head = shapes.pop("router")
+                kk, dd = head.get("weight", (0, 0))
+                expect = {"weight": (kk, dd), "bias": (kk,), "mu": (dd,), "scale": (dd,)}
+                bad += [f"router.{key} {s}" for key, s in head.items() if expect.get(key) != s or kk < 1]
     bad += [f"array record {name!r} ({len(keys)} arrays)" for name, keys in shapes.items()]
     return bad
 

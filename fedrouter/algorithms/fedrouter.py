@@ -11,6 +11,7 @@ the report's figures in fedrouter_report.py.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,9 +33,21 @@ from fedrouter.algorithms.base import (
     to_record,
 )
 from fedrouter.algorithms.client_state import ClientState, ClientStore
-from fedrouter.algorithms.fedrouter_report import report_plots
+from fedrouter.algorithms.fedrouter_report import report_plots, report_sections
 from fedrouter.algorithms.fedrouter_server import FedRouterServer
 from fedrouter.config import AlgorithmSettings, Alias, IntOrAuto, IntRange, RunConfig, register_alias, setting
+from fedrouter.routing import (
+    FALLBACKS,
+    Router,
+    RouterOptions,
+    accepted,
+    client_calibration,
+    route,
+    router_named,
+)
+from fedrouter.routing import (
+    ROUTERS as ROUTER_MODELS,
+)
 from fedrouter.steps import cluster
 from fedrouter.steps.embed import embed
 from fedrouter.steps.train import train_adapter
@@ -43,7 +56,7 @@ from fedrouter.utils.seeding import derive_seed
 
 log = logging.getLogger("fedrouter.fedrouter")
 
-ROUTERS = ("local", "global")
+ROUTER_SCOPES = ("local", "global")
 EMBEDDINGS = ("base", "sentence")
 # The reference launcher's `evaluation_mode`: one value for (router, test_distribution). The router part
 # applies to an algorithm with a `router` setting; every algorithm takes the test distribution.
@@ -75,10 +88,31 @@ class FedRouterSettings(AlgorithmSettings):
     k_range: IntRange = setting(IntRange("1,8"), "min,max k tried by auto (min 1: a single-task client can get one cluster); silhouette (rule and diagnostics) starts at 2")
     k_rule: str = setting("gap", "auto's rule: gap (gap statistic with a Gaussian reference, can answer 1; docs/auto_k.md) | silhouette (the paper's; k >= 2)")
     train_all_clusters: bool = setting(False, "train every local cluster each round (default: cluster round mod k, as the paper)")
-    router: str = setting("local", "local (nearest centroid among the global clusters of the client's own clusters) | global (among all)")
-    embedding: str = setting("base", "base (mean last hidden state of the base model) | sentence (sentence-transformers)")
+    router: str = setting("local", "which global clusters a test input may go to: local (those of the client's own clusters) | global (all)")
+    router_model: str = setting("lda", "how the router scores the candidates: centroid (nearest centroid, the paper's) | cosine | prototypes | gaussian | lda | head; what each makes a client send: docs/method.md")
+    router_shrinkage: float = setting(0.1, "lda: weight of the scaled identity in the pooled within-cluster covariance, in [0, 1]")
+    router_accept: float = setting(0.0, "open-set routing: share of the clients' own training inputs each global cluster accepts (e.g. 0.99), calibrated on the clients; an input no candidate accepts goes to `fallback`; 0 = off, every input routed (the paper)")
+    fallback: str = setting("base", "where rejected inputs go (router_accept > 0): base (the base model, no adapter) | shared (one adapter every sampled client trains each round on all its data)")
+    embedding: str = setting("base", "base (mean-pooled hidden state of the base model over the instruction's tokens) | sentence (sentence-transformers)")
+    embedding_layer: str = setting("last", "embedding=base: last (the final, normed hidden state) | middle | a hidden-state index (0 = token embeddings)")
     sentence_model: str = setting("", "sentence-transformers model path; empty = packaged all-MiniLM-L6-v2")
     diagnostics: bool = setting(True, "analysis outputs: clients send per-cluster counts of the true task labels (aggregates, never per-sample labels) for purity, ARI and routing accuracy, and silhouette curves over k_range are computed even with a fixed k; false in a real federation")
+
+    @property
+    def routes_by(self) -> Router:
+        return router_named(self.router_model)
+
+    @property
+    def router_options(self) -> RouterOptions:
+        return RouterOptions(shrinkage=self.router_shrinkage)
+
+    @property
+    def open_set(self) -> bool:
+        return self.router_accept > 0
+
+    @property
+    def shared_fallback(self) -> bool:
+        return self.open_set and self.fallback == "shared"
 
     def k_bounds(self) -> tuple[int, int]:
         """The k auto tries with its rule (silhouette cannot score one cluster: it starts at 2)."""
@@ -90,8 +124,19 @@ class FedRouterSettings(AlgorithmSettings):
 
     def check(self, run: RunConfig) -> list[str]:
         out = []
-        if self.router not in ROUTERS:
-            out.append(f"router={self.router!r} is not known; allowed: {', '.join(ROUTERS)}")
+        if self.router not in ROUTER_SCOPES:
+            out.append(f"router={self.router!r} is not known; allowed: {', '.join(ROUTER_SCOPES)}")
+        if self.router_model not in ROUTER_MODELS:
+            out.append(f"router_model={self.router_model!r} is not known; allowed: {', '.join(ROUTER_MODELS)}")
+        if not 0.0 <= self.router_shrinkage <= 1.0:
+            out.append(f"router_shrinkage={self.router_shrinkage} must be in [0, 1]")
+        if not 0.0 <= self.router_accept < 1.0:
+            out.append(f"router_accept={self.router_accept} must be in [0, 1) (0 = off; e.g. 0.99)")
+        if self.fallback not in FALLBACKS:
+            out.append(f"fallback={self.fallback!r} is not known; allowed: {', '.join(FALLBACKS)}")
+        if self.embedding_layer not in ("last", "middle") and not self.embedding_layer.lstrip("-").isdigit():
+            out.append(f"embedding_layer={self.embedding_layer!r} is not known; allowed: last, middle, or an integer "
+                       "hidden-state index")
         if self.embedding not in EMBEDDINGS:
             out.append(f"embedding={self.embedding!r} is not known; allowed: {', '.join(EMBEDDINGS)}")
         if self.k_rule not in cluster.K_RULES:
@@ -130,6 +175,9 @@ class FedRouterClient(ClientAlgorithm):
         centroids, labels = st.arrays["centroids"], st.arrays["labels"]
         k = len(centroids)
         arrays = {"centroids": centroids, "counts": np.bincount(labels, minlength=k)}
+        # the router's own per-local-cluster statistics (aggregates; docs/method.md lists them per router)
+        arrays.update({f"router/{name}": v for name, v in
+                       rt.cfg.alg.routes_by.client_stats(st.arrays["embeddings"], labels, k).items()})
         metrics = {"k_local": k, "num_samples": len(labels)}
         metrics.update({f"silhouette/{kk}": s for kk, s in st.meta.get("silhouette", {}).items()})
         meta: dict[str, Any] = {"k_local": k}
@@ -158,28 +206,65 @@ class FedRouterClient(ClientAlgorithm):
                                 derive_seed(rt.cfg.seed, rt.client_id, rt.rnd, c))
             trained[c] = rt.backbone.get_state(), res.num_samples
             losses.append(res.loss)
-        return _train_reply(trained, float(np.mean(losses)))
+        content_out = _train_reply(trained, float(np.mean(losses)) if losses else float("nan"))
+        meta = meta_of(content)
+        if meta.get("shared"):  # the open-set fallback adapter: trained on all the client's data
+            start = from_record(content["adapter_shared"]) if "adapter_shared" in content.array_records \
+                else rt.backbone.init_state(rt.cfg.seed)
+            rt.backbone.set_state(start)
+            res = train_adapter(rt.backbone, rt.examples, rt.cfg, rt.cfg.lr_at(rt.rnd),
+                                derive_seed(rt.cfg.seed, rt.client_id, rt.rnd, 0x5A))
+            content_out["adapter_shared"] = to_record(rt.backbone.get_state())
+            content_out["metrics"]["num_samples/shared"] = res.num_samples
+        if "router" in content.array_records or "open_set" in content.array_records:
+            _router_round(rt, content, content_out, labels)
+        return content_out
 
     def evaluate(self, rt: ClientRuntime, content: RecordDict) -> RecordDict:
         """Route every test sample to the nearest candidate global centroid, then generate each
         routed group with its cluster's adapter (one backbone, adapters swapped in place)."""
-        centroids, candidates = evaluation_router(content)
+        state = from_record(content["router"])
+        candidates = np.asarray(meta_of(content)["candidates"], dtype=np.int64)
         emb = test_embeddings(rt)
-        routed = cluster.nearest(emb, centroids, candidates)
+        routed, _ = route(rt.cfg.alg.routes_by, state, emb, candidates)
+        if "open_set" in content.array_records:  # an input its chosen cluster does not accept goes to the fallback
+            region = from_record(content["open_set"])
+            routed = np.where(accepted(region["centroids"], emb, routed, region["thresholds"]), routed, FALLBACK)
         groups = []
         for g in np.unique(routed):
-            key = f"adapter_{g}"
-            state = from_record(content[key]) if key in content.array_records else rt.backbone.init_state(rt.cfg.seed)
-            groups.append((state, np.flatnonzero(routed == g)))
+            key = "adapter_shared" if g == FALLBACK else f"adapter_{g}"
+            adapter = from_record(content[key]) if key in content.array_records else rt.backbone.init_state(rt.cfg.seed)
+            groups.append((adapter, np.flatnonzero(routed == g)))
         tasks = [r["task"] for r in rt.data.test]
         metrics = client_metrics(rt, score_groups(rt, groups))
-        if rt.cfg.alg.diagnostics:  # routed-sample counts per (cluster, task), for routing accuracy
-            names = list(rt.data.task_names)
-            table = cluster.contingency(routed, tasks, names, len(centroids))
-            for g, t in zip(*np.nonzero(table), strict=True):
-                metrics[f"route/{g}/{names[t]}"] = float(table[g, t])
+        if rt.cfg.alg.diagnostics:  # routed-sample counts per (cluster or fallback, task), for the routing table
+            for (g, task), n in Counter(zip(routed.tolist(), tasks, strict=True)).items():
+                metrics[f"route/{'fallback' if g == FALLBACK else g}/{task}"] = float(n)
         rt.store.save_eval(rt.rnd, {"embeddings": emb, "routed": routed}, {"tasks": tasks})
         return reply(metrics)
+
+
+FALLBACK = -1  # the routed "cluster" of an input no candidate accepts
+
+
+def _router_round(rt: ClientRuntime, content: RecordDict, out: RecordDict, labels: np.ndarray) -> None:
+    """A trained router (the head) in the training message is improved on the client's embeddings labelled with
+    their global clusters and sent back; with open-set routing on (the global centroids in the message), the
+    client's calibration (per global cluster: the acceptance score `router_accept` of its training inputs
+    reach, and their number) rides on the reply's metrics."""
+    opts: FedRouterSettings = rt.cfg.alg
+    emb = local_clusters(rt).arrays["embeddings"]
+    targets = np.asarray(meta_of(content)["mapping"], dtype=np.int64)[labels]
+    if "router" in content.array_records:
+        new = opts.routes_by.client_train(from_record(content["router"]), emb, targets,
+                                          derive_seed(rt.cfg.seed, rt.client_id, rt.rnd, 0x4E), opts.router_options)
+        out["router"] = to_record(new)
+        out["metrics"]["num_samples/router"] = len(emb)
+    if "open_set" in content.array_records:
+        centroids = from_record(content["open_set"])["centroids"]
+        for g, (q, n) in client_calibration(centroids, emb, targets, opts.router_accept).items():
+            out["metrics"][f"calibration/{g}/score"] = float(q)
+            out["metrics"][f"calibration/{g}/n"] = int(n)
 
 
 def _setup_reply(arrays: dict[str, np.ndarray], metrics: dict[str, float], meta: dict[str, Any]) -> RecordDict:
@@ -198,7 +283,8 @@ def _train_reply(trained: dict[int, tuple[dict[str, np.ndarray], int]], loss: fl
 
 
 def evaluation_router(content: RecordDict) -> tuple[np.ndarray, np.ndarray]:
-    """What an evaluation message routes by: the global centroids and this client's candidate clusters."""
+    """What an evaluation message routes by: the global centroids (router_model=centroid) and this client's
+    candidate clusters."""
     return from_record(content["router"])["centroids"], np.asarray(meta_of(content)["candidates"], dtype=np.int64)
 
 
@@ -209,11 +295,14 @@ def routed_samples(store: ClientStore, rnd: int) -> np.ndarray:
 
 def synthetic_reply(kind: str, content: RecordDict, client: SyntheticClient) -> RecordDict:
     """The client half's reply to a setup or training message, from made-up local clusters and adapter:
-    setup sends the centroids and counts (no diagnostics); training sends the adapter for every local
+    setup sends the centroids, counts and router statistics (no diagnostics); training sends the adapter for every local
     cluster the message asks for, with that cluster's count."""
     if kind == "setup":
         k = len(client.centroids)
-        return _setup_reply({"centroids": client.centroids, "counts": client.counts},
+        # every router's statistics, as if each local cluster were its centroid alone (no spread)
+        stats = {f"router/{name}": v for r in ROUTER_MODELS.values()
+                 for name, v in r.client_stats(client.centroids, np.arange(k), k).items()}
+        return _setup_reply({"centroids": client.centroids, "counts": client.counts, **stats},
                             {"k_local": k, "num_samples": int(client.counts.sum())}, {"k_local": k})
     if kind == "train":
         return _train_reply({c: (client.adapter, int(client.counts[c])) for c in meta_of(content)["clusters"]}, 1.0)
@@ -223,7 +312,7 @@ def synthetic_reply(kind: str, content: RecordDict, client: SyntheticClient) -> 
 def local_clusters(rt: ClientRuntime) -> ClientState:
     """The client's local clustering, computed at its first message and kept in its own store."""
     st = rt.store.load(before_round=1)
-    if "labels" in st.arrays:
+    if "labels" in st.arrays and "embeddings" in st.arrays:
         return st
     texts = [r["instruction"] for r in rt.data.train]
     emb = embed_instructions(rt.backbone, texts, rt.cfg)
@@ -247,14 +336,16 @@ def local_clusters(rt: ClientRuntime) -> ClientState:
                     rt.client_id, len(texts), distinct, k, distinct)
         k = distinct
     centroids, labels = cluster.kmeans(emb, k, seed)
-    st = ClientState(0, {"centroids": centroids, "labels": labels}, meta)
+    # the training embeddings stay in the client's own store (the router's statistics and calibration use them)
+    st = ClientState(0, {"centroids": centroids, "labels": labels, "embeddings": emb}, meta)
     rt.store.save(st)
     return st
 
 
 def embed_instructions(backbone, texts: list[str], cfg: RunConfig) -> np.ndarray:
     opts: FedRouterSettings = cfg.alg
-    return embed(backbone, texts, cfg, kind=opts.embedding, sentence_model=opts.sentence_model)
+    return embed(backbone, texts, cfg, kind=opts.embedding, sentence_model=opts.sentence_model,
+                 layer=opts.embedding_layer)
 
 
 def test_embeddings(rt: ClientRuntime) -> np.ndarray:
@@ -271,5 +362,5 @@ def _test_embeddings(cfg, client_id: int, backbone) -> np.ndarray:
 
 ALGORITHM = register(Algorithm("fedrouter", FedRouterServer, FedRouterClient, FedRouterSettings, aliases=("clustered",),
                                summary="per-task adapters via local + global clustering, routed inference",
-                               proposed=True, report_plots=report_plots, synthetic_reply=synthetic_reply,
+                               proposed=True, report_plots=report_plots, report_sections=report_sections, synthetic_reply=synthetic_reply,
                                routing=Routing(evaluation_router, routed_samples)))

@@ -101,7 +101,8 @@ def routing_of(cfg: RunConfig) -> Routing:
 
 def round_adapter_dirs(run_dir: Path, rnd: int) -> dict[int, Path]:
     """Cluster -> the folder of its adapter saved at round `rnd` (<run>/adapters/round_<r>/<name>_<cluster>)."""
-    return {int(p.name.rsplit("_", 1)[1]): p for p in (run_dir / "adapters" / f"round_{rnd}").iterdir()}
+    return {int(p.name.rsplit("_", 1)[1]): p for p in (run_dir / "adapters" / f"round_{rnd}").iterdir()
+            if p.name.startswith("cluster_")}
 
 
 def routed_eval_speedup(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
@@ -109,6 +110,9 @@ def routed_eval_speedup(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     process's one backbone: embed the test set, route, swap adapters, bucketed generation, scoring)
     against the reference way, client by client, on the same samples, centroids and adapters."""
     routing = routing_of(cfg)
+    if getattr(cfg.alg, "router_model", "centroid") != "centroid":
+        raise ValueError(f"router_model={cfg.alg.router_model!r}: the reference code routes by the nearest centroid, "
+                         "so the routed-evaluation comparison needs router_model=centroid")
     server, rnd = restored_server(cfg, run_dir)
     contents = server.configure_evaluate(rnd, list(range(cfg.num_clients)))
     adapter_dirs = round_adapter_dirs(run_dir, rnd)

@@ -39,6 +39,8 @@ class Algorithm:
     # Report hook: extra figures from this method's run folders, `(runs, out_dir) -> paths written`,
     # where runs are (scenario, seed, run folder) of every completed run of the method.
     report_plots: Callable[[list[tuple[str, int, Path]], Path], list[Path]] | None = None
+    # Report hook: extra markdown sections from the same runs, `runs -> lines` (appended to results.md).
+    report_sections: Callable[[list[tuple[str, int, Path]]], list[str]] | None = None
     # Benchmark hook: the reply this method's client half sends to a "setup" or "train" message of its
     # server had its local work produced the given values, `(kind, message, SyntheticClient) -> reply`
     # (the server at 1,000 clients).

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fedrouter.config.names import did_you_mean
-from fedrouter.config.registry import algorithms, default_algorithm, get_algorithm
+from fedrouter.config.registry import algorithms, default_algorithm, get_algorithm, known_algorithms
 from fedrouter.config.section import AlgorithmSettings, ConfigError, Section, aliases, sections
 from fedrouter.config.tables import flat_defaults
 from fedrouter.config.values import coerce, type_error
@@ -103,6 +103,16 @@ class RunConfig:
         fed_alg = str(values.get("fed_alg") or "") or default_algorithm()
         values["fed_alg"] = fed_alg
         own_cls = settings_class(fed_alg)  # raises ConfigError naming the known algorithms
+        # A preset's method table, as `flwr run --run-config` flattens it: `<method>.<setting>` applies when
+        # <method> is the run's fed_alg (over a flat key of the same name), and is ignored otherwise.
+        for key in [k for k in values if "." in k]:
+            method, name = key.split(".", 1)
+            if method not in known_algorithms():
+                raise ConfigError(f"unknown setting {key!r}: a dotted key is a method's own setting "
+                                  f"(<method>.<setting>, method one of {', '.join(known_algorithms())})")
+            value = values.pop(key)
+            if get_algorithm(method).name == get_algorithm(fed_alg).name:
+                values[name] = value
         own = {f.name: f for f in dataclasses.fields(own_cls)}
         problems = _resolve_aliases(values, set(common) | set(own), strict)
         foreign = _other_algorithms_settings(own_cls)

@@ -136,3 +136,26 @@ def score_curves(curves: dict[str, dict[str, dict[int, list[float]]]], colors: d
         ax.set_ylabel(ylabel)
         ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def routing_heatmap(table: dict[str, dict[str, float]], clusters: dict[str, str], title: str, path: Path) -> Path:
+    """Where each true task's test inputs went: rows = true tasks, columns = global clusters (labelled with
+    their majority training task) and the fallback; colour = share of the row, number = inputs."""
+    cols = sorted({g for row in table.values() for g in row}, key=lambda g: (g == "fallback", int(g) if g != "fallback" else 0))
+    rows = list(table)
+    counts = np.array([[table[t].get(g, 0.0) for g in cols] for t in rows])
+    share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.5 + 0.55 * len(cols)), max(3.0, 1.5 + 0.4 * len(rows))))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            if counts[i, j]:
+                ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=7,
+                        color="white" if share[i, j] > 0.6 else "black")
+    ax.set_xticks(range(len(cols)), [g if g == "fallback" else f"{g} ({clusters.get(g, '?')})" for g in cols],
+                  rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    ax.set_xlabel("routed to: global cluster (its majority training task)", fontsize=8)
+    ax.set_ylabel("true task")
+    ax.set_title(title, fontsize=9)
+    return _save(fig, path)

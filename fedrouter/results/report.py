@@ -49,12 +49,19 @@ def write_report(output_dir: Path, out_dir: Path, reference: str | None = None) 
         raise FileNotFoundError(f"no completed runs <scenario>/<method>_seed<seed>/results.json in {output_dir}")
     reference = reference or default_algorithm()
     written = []
-    for name, text in (("results.md", markdown_report(runs, output_dir, reference)),
+    scenarios = ordered({r.scenario for r in runs}, SCENARIOS)
+    # An algorithm's own sections and figures, from the runs of the reference method (its registry entry's hooks).
+    ref_runs = sorted((r for r in runs if r.method == reference), key=lambda r: (scenarios.index(r.scenario), r.seed))
+    ref_alg = get_algorithm(read_config(ref_runs[0]).fed_alg) if ref_runs else None
+    ref_list = [(r.scenario, r.seed, r.path) for r in ref_runs]
+    markdown = markdown_report(runs, output_dir, reference)
+    if ref_alg is not None and ref_alg.report_sections is not None:
+        markdown = markdown.rstrip("\n") + "\n\n" + "\n".join(ref_alg.report_sections(ref_list)).rstrip("\n") + "\n"
+    for name, text in (("results.md", markdown),
                        ("results.csv", results_csv(runs, reference)), ("per_task.csv", per_task_csv(runs)),
                        ("paired.csv", paired_csv(runs, reference)), ("runs.csv", runs_csv(runs))):
         atomic_write_text(out_dir / name, text)
         written.append(out_dir / name)
-    scenarios = ordered({r.scenario for r in runs}, SCENARIOS)
     colors = plots.method_colors(ordered({r.method for r in runs}, method_order()))
     headline = report_metrics(runs)[0]
     label = display_name(headline)
@@ -62,12 +69,8 @@ def write_report(output_dir: Path, out_dir: Path, reference: str | None = None) 
     for s in scenarios:
         by_method = {m: stats[(s, m)] for m in colors if (s, m) in stats}
         written.append(plots.bar_chart(by_method, colors, f"{s}: final {label}", out_dir / f"bars_{s}.png", label))
-    # An algorithm's own figures, from the runs of the reference method (its registry entry's hook).
-    ref_runs = sorted((r for r in runs if r.method == reference), key=lambda r: (scenarios.index(r.scenario), r.seed))
-    if ref_runs:
-        hook = get_algorithm(read_config(ref_runs[0]).fed_alg).report_plots
-        if hook is not None:
-            written += hook([(r.scenario, r.seed, r.path) for r in ref_runs], out_dir)
+    if ref_alg is not None and ref_alg.report_plots is not None:
+        written += ref_alg.report_plots(ref_list, out_dir)
     curves = scores_by_round(runs, headline)
     written.append(plots.score_curves({s: curves[s] for s in scenarios}, colors, out_dir / f"{headline}_curves.png",
                                       label))

@@ -45,8 +45,22 @@ def load_preset(path: str | None) -> dict[str, Any]:
 
 
 def build_config(preset: str | None, overrides: list[str], defaults: dict[str, Any] | None = None) -> RunConfig:
-    """`defaults` (a caller's own, e.g. the bench's) < the preset < the key=value overrides."""
-    values = {**(defaults or {}), **load_preset(preset), **parse_overrides(overrides)}
+    """`defaults` (a caller's own, e.g. the bench's) < the preset < the key=value overrides. A preset's table
+    named after a method (`[fedrouter]`) holds that method's own settings: applied when it is the run's
+    fed_alg, above the preset's flat keys and below the overrides."""
+    from fedrouter.config.registry import default_algorithm, get_algorithm, known_algorithms
+
+    preset_values = load_preset(preset)
+    tables = {k: preset_values.pop(k) for k in list(preset_values) if isinstance(preset_values[k], dict)}
+    unknown = sorted(set(tables) - set(known_algorithms()))
+    if unknown:
+        raise ConfigError(f"--config {preset}: table(s) {unknown} are not methods; a preset's tables hold one "
+                          f"method's settings, named after it: {', '.join(known_algorithms())}")
+    given = parse_overrides(overrides)
+    values = {**(defaults or {}), **preset_values, **given}
+    if tables:
+        fed_alg = get_algorithm(str(values.get("fed_alg") or "") or default_algorithm()).name
+        values = {**(defaults or {}), **preset_values, **tables.get(fed_alg, {}), **given}
     cfg = RunConfig.from_mapping(values)
     # Ray workers may run in another directory: make the run folder absolute.
     return cfg.replace(output_dir=str(Path(cfg.output_dir).expanduser().resolve()))

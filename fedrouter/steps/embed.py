@@ -14,18 +14,37 @@ from fedrouter.utils.timing import timed
 torch = lazy_import("torch")
 
 
-def mean_pooled(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
-    """One batch: the last hidden state averaged over the non-padding positions (float32, on CPU)."""
-    hidden = last_hidden_state(model, input_ids, attention_mask).float()
+def layer_index(model, layer: str) -> int | None:
+    """The hidden-state index of `layer` ("last": None, the final normed state; "middle": half the
+    decoder layers; an integer: that index of `output_hidden_states`, 0 = the token embeddings)."""
+    if layer == "last":
+        return None
+    if layer == "middle":
+        return int(model.config.num_hidden_layers) // 2
+    return int(layer)
+
+
+def hidden_state(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: str = "last") -> torch.Tensor:
+    index = layer_index(model, layer)
+    if index is None:
+        return last_hidden_state(model, input_ids, attention_mask)
+    out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+    return out.hidden_states[index]
+
+
+def mean_pooled(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: str = "last") -> np.ndarray:
+    """One batch: a hidden state (default the last) averaged over the non-padding positions (float32, on CPU)."""
+    hidden = hidden_state(model, input_ids, attention_mask, layer).float()
     mask = attention_mask.unsqueeze(-1).float()
     return ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu().numpy()
 
 
 @inference_mode
-def base_embeddings(backbone, texts: Sequence[str], max_len: int, batch_size: int = 32) -> np.ndarray:
-    """Mean over non-padding positions of the frozen base model's last hidden state for the raw
-    instruction (no template), as the paper embeds. Adapters are switched off, so the vector does
-    not depend on what was trained."""
+def base_embeddings(backbone, texts: Sequence[str], max_len: int, batch_size: int = 32,
+                    layer: str = "last") -> np.ndarray:
+    """Mean over non-padding positions of the frozen base model's last hidden state (or `layer`'s) for
+    the raw instruction (no template: only the instruction's own tokens), as the paper embeds. Adapters
+    are switched off, so the vector does not depend on what was trained."""
     tok = backbone.tokenizer
     model = backbone.model
     model.eval()
@@ -37,7 +56,7 @@ def base_embeddings(backbone, texts: Sequence[str], max_len: int, batch_size: in
             idx = order[start : start + batch_size]
             enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=max_len)
             enc = {k: v.to(backbone.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-            chunks.append((idx, mean_pooled(model, enc["input_ids"], enc["attention_mask"])))
+            chunks.append((idx, mean_pooled(model, enc["input_ids"], enc["attention_mask"], layer)))
     if chunks:
         out = np.zeros((len(texts), chunks[0][1].shape[1]), dtype=np.float32)
         for idx, vecs in chunks:
@@ -64,8 +83,9 @@ def sentence_embeddings(texts: Sequence[str], model_path: str = "") -> np.ndarra
 
 
 @timed("embed")
-def embed(backbone, texts: Sequence[str], cfg, kind: str = "base", sentence_model: str = "") -> np.ndarray:
-    """`kind` base: the backbone's mean-pooled last hidden state; sentence: a sentence encoder."""
+def embed(backbone, texts: Sequence[str], cfg, kind: str = "base", sentence_model: str = "",
+          layer: str = "last") -> np.ndarray:
+    """`kind` base: the backbone's mean-pooled hidden state at `layer`; sentence: a sentence encoder."""
     if kind == "sentence":
         return sentence_embeddings(texts, sentence_model)
-    return base_embeddings(backbone, texts, cfg.seq_length, cfg.batch_size_eval)
+    return base_embeddings(backbone, texts, cfg.seq_length, cfg.batch_size_eval, layer)

@@ -20,8 +20,10 @@ def _setup_reply(centroids, task_counts):
     rd = RecordDict({"metrics": MetricRecord({"k_local": float(k), "num_samples": 10.0, "local_purity": 1.0,
                                                "local_ari": 1.0}),
                      "meta": ConfigRecord({"k_local": k, "tasks": ["qqp", "gigaword", "samsum", "webnlg"]})})
+    d = len(centroids[0])
+    # the default router's statistic: no spread within the local clusters
     rd["centroids"] = to_record({"centroids": np.asarray(centroids, np.float32), "counts": np.full(k, 5),
-                                 "task_counts": np.asarray(task_counts)})
+                                 "task_counts": np.asarray(task_counts), "router/scatter": np.zeros((d, d))})
     return rd
 
 
@@ -68,7 +70,7 @@ def test_evaluate_candidates_per_router(router, expected):
     msg = srv.configure_evaluate(5, [0])[0]
     cands = list(msg["meta"]["candidates"])
     assert cands == ([0, 1] if expected is None else srv.mapping[0])
-    assert from_record(msg["router"])["centroids"].shape == (2, 2)  # centroids travel as arrays
+    assert from_record(msg["router"])["mean"].shape == (2, 2)  # the default router's (whitened) means travel as arrays
 
 
 def test_state_roundtrip_for_resume():

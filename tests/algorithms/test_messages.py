@@ -18,10 +18,15 @@ def test_fedit_sends_its_adapter_and_metrics_only(tmp_path, sent):
     assert assert_clients_sent_only_what_is_allowed(sent, cfg) == 3 * 4  # 2 train rounds + 1 evaluation
 
 
+# With the diagnostics: the trained router (routing head), open-set calibration and the shared fallback
+# adapter, so every array and metric a router can make a client send is audited; without: the default router.
+OPEN_SET = dict(router_model="head", router_accept=0.95, fallback="shared")
+
+
 @pytest.mark.parametrize("diagnostics", [True, False])
 def test_fedrouter_sends_centroids_counts_and_adapters_only(tmp_path, sent, diagnostics):
     cfg = tiny_settings(tmp_path, fed_alg="fedrouter", split_strategy="dual", n_clusters="2", global_n_clusters="4",
-                        train_all_clusters=True, diagnostics=diagnostics, **SHORT)
+                        train_all_clusters=True, diagnostics=diagnostics, **(OPEN_SET if diagnostics else {}), **SHORT)
     simulate(cfg)
     assert assert_clients_sent_only_what_is_allowed(sent, cfg) == 4 * 4  # setup, 2 train rounds, evaluation
     setup = next(replies for kind, _, _, replies in sent if kind == "setup")
@@ -29,10 +34,16 @@ def test_fedrouter_sends_centroids_counts_and_adapters_only(tmp_path, sent, diag
         arrays = from_record(content["centroids"])
         assert arrays["centroids"].shape[0] == 2 and arrays["counts"].sum() == 64  # k x d, not n x d
         assert ("task_counts" in arrays) == diagnostics  # aggregate task-label counts only when asked
+        d = arrays["centroids"].shape[1]
+        stats = {k: v.shape for k, v in arrays.items() if k.startswith("router/")}
+        assert stats == ({"router/sq_sums": (2, d)} if diagnostics else {"router/scatter": (d, d)})
     evals = next(replies for kind, _, _, replies in sent if kind == "evaluate")
     assert all(any(k.startswith("route/") for k in c["metrics"]) == diagnostics for c in evals.values())
     trained = next(replies for kind, rnd, _, replies in sent if kind == "train" and rnd == 1)
-    assert all(set(c.array_records) == {"adapter_0", "adapter_1"} for c in trained.values())
+    extra = {"router", "adapter_shared"} if diagnostics else set()
+    assert all(set(c.array_records) == {"adapter_0", "adapter_1"} | extra for c in trained.values())
+    calibrated = [k for c in trained.values() for k in c["metrics"] if k.startswith("calibration/")]
+    assert bool(calibrated) == diagnostics  # two numbers per global cluster, only with open-set routing
 
 
 def test_the_checker_catches_what_must_not_leave(tmp_path):

@@ -57,8 +57,9 @@ def test_roofline_arithmetic_and_measured_limits(monkeypatch):
 
 
 def test_routing_comes_from_the_registry_hook_of_a_method_that_routes(tmp_path):
-    # Prepare: the proposed method's evaluation message for one client, from its own server half
-    cfg = tiny_settings(tmp_path)
+    # Prepare: the proposed method's evaluation message for one client, from its own server half (the
+    # paper's router: the one the reference code replays)
+    cfg = tiny_settings(tmp_path, router_model="centroid")
     alg = get_algorithm(cfg.fed_alg)
     server = alg.server(cfg)
     server.load_state_dict({"centroids": np.eye(3, dtype=np.float32)},

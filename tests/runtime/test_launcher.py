@@ -154,3 +154,22 @@ def test_variables_the_launcher_does_not_know_are_errors(name, message, capsys):
     # without it, the settings are read and the run's name printed
     assert main([*known, "--set", "seeds num_rounds http_proxy", "--", "num_rounds=2", "sim_alias=x"]) == 0
     assert capsys.readouterr().out == "x\n"
+
+
+def test_a_presets_method_table_applies_to_that_method_only(tmp_path):
+    """configs/paper.toml keeps the paper's router for FedRouter in its [fedrouter] table; FedIT reads the same
+    preset without error; a command-line setting beats the table; `flwr run` flattens the table to dotted keys."""
+    from fedrouter.config import RunConfig
+    from fedrouter.runtime.simulate import build_config
+
+    paper = str(REPO / "configs" / "paper.toml")
+    assert build_config(paper, ["fed_alg=fedrouter"]).alg.router_model == "centroid"
+    assert build_config(paper, ["fed_alg=fedrouter", "router_model=gaussian"]).alg.router_model == "gaussian"
+    assert build_config(paper, ["fed_alg=fedit"]).fed_alg == "fedit"
+    flat = {"fed_alg": "fedrouter", "router_model": "lda", "fedrouter.router_model": "centroid"}
+    assert RunConfig.from_mapping(flat).alg.router_model == "centroid"
+    assert RunConfig.from_mapping({**flat, "fed_alg": "fedit"}).fed_alg == "fedit"  # another method's table: ignored
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[nosuchmethod]\nrouter_model = 'centroid'\n")
+    with pytest.raises(Exception, match="nosuchmethod"):
+        build_config(str(bad), [])

@@ -39,8 +39,10 @@ def test_same_seed_identical_and_different_seed_differs(tmp_path):
     assert any(not np.allclose(ad_a[k], ad_c[k]) for k in ad_a)  # other split, init and batches
 
 
-# FedRouter adds client-private state (local clusters) and per-cluster server state to resume.
-ROUTER = dict(SETTINGS, fed_alg="fedrouter", split_strategy="dual", n_clusters="2", global_n_clusters="4", router="local")
+# FedRouter adds client-private state (local clusters, training embeddings) and per-cluster server state to
+# resume; the trained routing head, the clients' open-set calibration and the shared fallback adapter too.
+ROUTER = dict(SETTINGS, fed_alg="fedrouter", split_strategy="dual", n_clusters="2", global_n_clusters="4", router="local",
+              router_model="head", router_accept=0.95, fallback="shared")
 
 
 @pytest.mark.parametrize("settings", [SETTINGS, ROUTER], ids=["fedit", "fedrouter"])
