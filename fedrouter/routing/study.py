@@ -422,7 +422,7 @@ def write_report(res: dict, args: argparse.Namespace) -> Path:
 def _commit() -> str:
     from fedrouter.results.provenance import git_state
 
-    commit, dirty = git_state(Path(__file__).resolve().parent)
+    commit, dirty = git_state(Path(__file__).resolve().parents[1])  # the fedrouter package
     return f"{commit}{' (with uncommitted changes)' if dirty else ''}"
 
 
