@@ -27,6 +27,11 @@ needs_sample = pytest.mark.skipif(
     not (SHARED_DATA / "qqp.jsonl").is_file(),
     reason=f"real multitask sample not found at {SHARED_DATA} (the repo must be cloned beside shared/)",
 )
+CL_TASKS = REPO.parent / "shared" / "data" / "cltasks"  # ten more real label tasks (MNLI, RTE, ...)
+needs_cltasks = pytest.mark.skipif(
+    not (CL_TASKS / "rte.jsonl").is_file() or not (SHARED_DATA / "qqp.jsonl").is_file(),
+    reason=f"the fourteen real tasks were not found at {SHARED_DATA} and {CL_TASKS}",
+)
 
 
 def make_rows(n: int = 3, task: str = "qqp", **extra) -> list[dict]:

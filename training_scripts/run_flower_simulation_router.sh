@@ -96,7 +96,7 @@ for seed in $seeds; do
   attempt="${run_dir}_attempt_log.txt"
   echo "=== ${sim_alias} seed ${seed} -> ${run_dir} (log: ${attempt})"
   # The run's results before this attempt: a log replaces the seed log only if the attempt wrote new ones.
-  before=$(cksum < "${run_dir}/results.json" 2>/dev/null || true)
+  before=$( [ -f "${run_dir}/results.json" ] && cksum < "${run_dir}/results.json" || true)
   # shellcheck disable=SC2086
   $PY -m fedrouter.runtime.simulate ${preset:+--config "$preset"} $args $extra seed="$seed" output_dir="$output_dir" \
     sim_alias="$sim_alias" 2>&1 | tee "$attempt"

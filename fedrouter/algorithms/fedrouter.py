@@ -176,7 +176,7 @@ class FedRouterClient(ClientAlgorithm):
         k = len(centroids)
         arrays = {"centroids": centroids, "counts": np.bincount(labels, minlength=k)}
         # the router's own per-local-cluster statistics (aggregates; docs/method.md lists them per router)
-        arrays.update({f"router/{name}": v for name, v in
+        arrays.update({f"router/{name}": np.asarray(v, dtype=np.float32) for name, v in
                        rt.cfg.alg.routes_by.client_stats(st.arrays["embeddings"], labels, k).items()})
         metrics = {"k_local": k, "num_samples": len(labels)}
         metrics.update({f"silhouette/{kk}": s for kk, s in st.meta.get("silhouette", {}).items()})

@@ -180,7 +180,9 @@ def federate(train_emb: list[np.ndarray], clients_per_task: int, k_global: int, 
         mapping = cluster.nearest(c, centroids)
         stats = {}
         for name in router_names:
-            stats.update(ROUTERS[name].client_stats(*stat_rows[i], len(c)))
+            # float32, as a client's setup reply sends them
+            stats.update({k: np.asarray(v, dtype=np.float32)
+                          for k, v in ROUTERS[name].client_stats(*stat_rows[i], len(c)).items()})
         counts = np.bincount(lab_c[i], minlength=len(c))
         clients.append(ClientClusters(c, counts, mapping, stats))
         table[mapping[0], task_of[i]] += counts[0]

@@ -66,3 +66,16 @@ def test_the_evaluation_message_carries_the_routing_state_and_open_set_threshold
     region = from_record(server.configure_evaluate(1, [0])[0]["open_set"])
     np.testing.assert_array_equal(region["centroids"], server.centroids)
     assert region["thresholds"][g] == -3.5 and region["thresholds"][1 - g] == -np.inf
+
+
+def test_router_settings_are_checked_with_the_allowed_values():
+    from fedrouter.validation import validate
+
+    cfg = RunConfig.from_mapping(dict(fed_alg="fedrouter", router_model="nearest", router_accept=1.5, fallback="none",
+                                      embedding_layer="top", router_shrinkage=2.0))
+    with pytest.raises(Exception) as err:
+        validate(cfg)
+    text = str(err.value)
+    assert "router_model='nearest' is not known; allowed: centroid, cosine, prototypes, gaussian, lda, head" in text
+    assert "router_accept=1.5 must be in [0, 1)" in text and "fallback='none' is not known; allowed: base, shared" in text
+    assert "embedding_layer='top'" in text and "router_shrinkage=2.0 must be in [0, 1]" in text

@@ -63,3 +63,26 @@ def test_decoder_only_hidden_state_equals_the_full_forward(tmp_path):
     backbone.set_state(before)
     model.train(was_training)
     assert not torch.equal(on, off)  # the adapter is applied inside the decoder
+
+
+def test_embedding_layer_picks_the_hidden_state_that_is_pooled(tmp_path):
+    """`embedding_layer`: last (the final normed state, the default), middle (half the decoder layers) or an
+    index of output_hidden_states; each is the mean over the instruction's tokens of that state."""
+    import torch
+
+    from fedrouter.steps.embed import base_embeddings, layer_index
+
+    cfg = tiny_settings(tmp_path)
+    backbone = get_backbone(cfg)
+    n_layers = backbone.model.config.num_hidden_layers
+    assert layer_index(backbone.model, "last") is None and layer_index(backbone.model, "middle") == n_layers // 2
+    texts = [r["instruction"] for r in make_builtin_pool(4, seed=1)[:6]]
+    last = base_embeddings(backbone, texts, cfg.seq_length, layer="last")
+    np.testing.assert_array_equal(last, base_embeddings(backbone, texts, cfg.seq_length))
+    middle = base_embeddings(backbone, texts, cfg.seq_length, layer="middle")
+    first = base_embeddings(backbone, texts, cfg.seq_length, layer="1")
+    assert not np.allclose(last, middle) and not np.allclose(middle, first)
+    enc = backbone.tokenizer(texts[:1], return_tensors="pt")
+    with torch.inference_mode(), backbone.model.disable_adapter():
+        states = backbone.model(**enc, output_hidden_states=True).hidden_states
+    np.testing.assert_allclose(middle[0], states[n_layers // 2][0].float().mean(0).numpy(), rtol=1e-4, atol=1e-5)
