@@ -20,6 +20,7 @@ NOT_CACHES = {
     "fedrouter.metrics._REGISTRY": "the metric registry: registrations made at import",
     "fedrouter.config.registry._loaded": "whether the built-in algorithm plugins were imported (imports are not undone)",
     "fedrouter.data.sources.base._REGISTERED": "the data-source registry: registrations made at import",
+    "fedrouter.routing.routers.ROUTERS": "the router registry: registrations made at import",
     "fedrouter.utils.process_state._ENTRIES": "the registry of caches itself",
     "fedrouter.models.loader.LOAD_COUNT": "loads over the process's life (tests read it to prove one load)",
 }
