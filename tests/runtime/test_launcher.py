@@ -52,8 +52,11 @@ def test_preset_is_honoured_and_launcher_variables_win(tmp_path):
     assert (config["router"], config["test_distribution"]) == ("global", "all")  # evaluation_mode = "global"
     assert (config["num_rounds"], config["model_name_or_path"], config["max_eval_size"]) == (1, "builtin:tiny", 4)
     assert config["client_resources_gpus"] == 0.0
-    # the preset lists only what differs from the defaults
-    assert all(preset[k] != flat_defaults()[k] for k in preset)
+    assert config["router_model"] == preset["fedrouter"]["router_model"] == "centroid"  # its [fedrouter] table
+    # the preset lists only what differs from the defaults (its method tables too)
+    tables = {k: v for k, v in preset.items() if isinstance(v, dict)}
+    assert all(preset[k] != flat_defaults()[k] for k in preset if k not in tables)
+    assert all(v != flat_defaults()[k] for table in tables.values() for k, v in table.items())
 
 
 def test_every_preset_reads_strictly_and_lists_only_differences():
@@ -65,6 +68,7 @@ def test_every_preset_reads_strictly_and_lists_only_differences():
         cfg = build_config(str(path), [])  # unknown keys or bad values raise here
         values = load_preset(str(path))
         assert all(values[k] != flat_defaults()[k] for k in values if k in flat_defaults()), path.name
+        assert all(v != flat_defaults()[k] for t in values.values() if isinstance(t, dict) for k, v in t.items())
         assert cfg.dataset_name == values.get("dataset_name", cfg.dataset_name)
 
 
