@@ -342,7 +342,7 @@ def write_report(res: dict, args: argparse.Namespace) -> Path:
              f"{args.val_share:.0%} of each task's training rows held out as the validation split that picks the "
              "default; test rows only scored. Accuracy: a test input is right when its chosen global cluster's "
              "majority training task is its own task; *related* also counts the pairs "
-             f"{', '.join('/'.join(sorted(p)) for p in _related_pairs(args.related)) or '(none)'} as right.", "",
+             f"{', '.join(sorted('/'.join(sorted(p)) for p in _related_pairs(args.related))) or '(none)'} as right.", "",
              "## Candidates (mean ± std over seeds)", "",
              "| embedding | router | validation | test | test, related pairs right |", "| --- | --- | --- | --- | --- |"]
     groups: dict[tuple[str, str], list[dict]] = {}
