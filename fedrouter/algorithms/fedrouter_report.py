@@ -65,7 +65,7 @@ def report_plots(runs: list[tuple[str, int, Path]], out_dir: Path) -> list[Path]
             rnd, table = last
             written.append(plots.routing_heatmap(table["table"], table["clusters"],
                                                  f"{scenario}: where FedRouter routed test inputs\n(seed {seed}, round {rnd})",
-                                                 out_dir / f"routing_{scenario}.png"))
+                                                 out_dir / f"routing_{scenario}.png", table["unseen_tasks"]))
     sil = silhouette_curves(runs)
     if sil:
         written.append(plots.silhouette(sil, out_dir / "silhouette.png"))

@@ -138,9 +138,11 @@ def score_curves(curves: dict[str, dict[str, dict[int, list[float]]]], colors: d
     return _save(fig, path)
 
 
-def routing_heatmap(table: dict[str, dict[str, float]], clusters: dict[str, str], title: str, path: Path) -> Path:
-    """Where each true task's test inputs went: rows = true tasks, columns = global clusters (labelled with
-    their majority training task) and the fallback; colour = share of the row, number = inputs."""
+def routing_heatmap(table: dict[str, dict[str, float]], clusters: dict[str, str], title: str, path: Path,
+                    unseen: Sequence[str] = ()) -> Path:
+    """Where each true task's test inputs went: rows = true tasks (those in `unseen` marked), columns = global
+    clusters (labelled with their majority training task) and the fallback; colour = share of the row,
+    number = inputs."""
     cols = sorted({g for row in table.values() for g in row}, key=lambda g: (g == "fallback", int(g) if g != "fallback" else 0))
     rows = list(table)
     counts = np.array([[table[t].get(g, 0.0) for g in cols] for t in rows])
@@ -154,7 +156,7 @@ def routing_heatmap(table: dict[str, dict[str, float]], clusters: dict[str, str]
                         color="white" if share[i, j] > 0.6 else "black")
     ax.set_xticks(range(len(cols)), [g if g == "fallback" else f"{g} ({clusters.get(g, '?')})" for g in cols],
                   rotation=60, ha="right", fontsize=7)
-    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    ax.set_yticks(range(len(rows)), [f"{t} (unseen)" if t in unseen else t for t in rows], fontsize=7)
     ax.set_xlabel("routed to: global cluster (its majority training task)", fontsize=8)
     ax.set_ylabel("true task")
     ax.set_title(title, fontsize=9)
