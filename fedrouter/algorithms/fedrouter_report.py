@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fedrouter.algorithms.client_state import ClientStore
+from fedrouter.routing.openset import column_order
 
 
 def eval_embeddings(run_dir: Path) -> tuple[np.ndarray, list[str], np.ndarray, int] | None:
@@ -108,8 +109,7 @@ def report_sections(runs: list[tuple[str, int, Path]]) -> list[str]:
                       f"{np.mean([t['per_task_accuracy'][k] for _, _, t in tables if k in t['per_task_accuracy']]):.2f}"
                       for k in tasks) + " |", ""]
         seed, rnd, t = tables[0]
-        cols = sorted({g for row in t["table"].values() for g in row},
-                      key=lambda g: (g == "fallback", int(g) if g != "fallback" else 0))
+        cols = sorted({g for row in t["table"].values() for g in row}, key=column_order)
         head = [g if g == "fallback" else f"{g} ({t['clusters'][g]})" for g in cols]
         lines += [f"Seed {seed}, round {rnd}: true task (rows) x global cluster (its majority training task).", "",
                   "| true task | " + " | ".join(head) + " |", "| --- |" + " --- |" * len(cols)]

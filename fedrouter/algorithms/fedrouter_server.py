@@ -12,7 +12,7 @@ from flwr.app import ConfigRecord, RecordDict
 
 from fedrouter.algorithms.base import ServerAlgorithm, from_record, meta_of, metrics_of, to_record
 from fedrouter.metrics import MetricSelection, combine_clients
-from fedrouter.routing import ClientClusters, thresholds
+from fedrouter.routing import ClientClusters, column_order, thresholds
 from fedrouter.steps import cluster
 from fedrouter.steps.aggregate import weighted_average
 from fedrouter.utils.seeding import derive_seed
@@ -110,12 +110,12 @@ class FedRouterServer(ServerAlgorithm):
 
     def configure_train(self, rnd, client_ids):
         out = {}
+        opts: FedRouterSettings = self.cfg.alg
         for cid in client_ids:
             if cid not in self.mapping:
                 log.warning("round %d: client %d has no local clusters (its setup failed); skipped", rnd, cid)
                 continue
             clusters = self._clusters_to_train(rnd, cid)
-            opts: FedRouterSettings = self.cfg.alg
             meta = {"clusters": clusters, "mapping": self.mapping[cid], "shared": opts.shared_fallback}
             content = RecordDict({"meta": ConfigRecord(meta)})
             for c in clusters:
@@ -169,6 +169,14 @@ class FedRouterServer(ServerAlgorithm):
 
     def configure_evaluate(self, rnd, client_ids):
         out = {}
+        region = None  # open set: the acceptance regions, the same for every client of the round
+        if self.cfg.alg.open_set:
+            if self.calibration:
+                region = {"centroids": np.asarray(self.centroids),
+                          "thresholds": thresholds(list(self.calibration.values()), len(self.centroids))}
+            else:
+                log.info("round %d: open-set routing not calibrated yet (no training round has finished): "
+                         "every input is routed", rnd)
         for cid in client_ids:
             if cid not in self.mapping:
                 continue
@@ -178,14 +186,8 @@ class FedRouterServer(ServerAlgorithm):
                 candidates = sorted(set(self.mapping[cid]))
             content = RecordDict({"router": to_record(self.router_state),
                                   "meta": ConfigRecord({"candidates": candidates})})
-            if self.cfg.alg.open_set:
-                if self.calibration:
-                    content["open_set"] = to_record({
-                        "centroids": np.asarray(self.centroids),
-                        "thresholds": thresholds(list(self.calibration.values()), len(self.centroids))})
-                elif cid == client_ids[0]:
-                    log.info("round %d: open-set routing not calibrated yet (no training round has finished): "
-                             "every input is routed", rnd)
+            if region is not None:
+                content["open_set"] = to_record(region)
             for g in candidates:
                 if g in self.adapters_by_cluster:
                     content[f"adapter_{g}"] = to_record(self.adapters_by_cluster[g])
@@ -217,9 +219,7 @@ class FedRouterServer(ServerAlgorithm):
                  self.cfg.alg.router, self.cfg.alg.router_model)
         for line in routing_lines(table):
             log.info("round %d: %s", rnd, line)
-        unseen = {t: dict(sorted(row.items(), key=lambda kv: (kv[0] == "fallback", int(kv[0]) if kv[0] != "fallback"
-                                                                  else 0)))
-                  for t, row in table["table"].items() if t in table["unseen_tasks"]}
+        unseen = {t: row for t, row in table["table"].items() if t in table["unseen_tasks"]}
         if unseen:
             self.diag.setdefault("unseen_routing", {})[str(rnd)] = unseen
         return out
@@ -296,8 +296,7 @@ def routing_table(counts: dict[tuple[str, str], float], task_table: np.ndarray, 
     seen_total = sum(total.values())
     return {
         "clusters": {str(g): tasks[dom[g]] for g in range(len(task_table))},
-        "table": {t: {g: conf[t][g] for g in sorted(conf[t], key=lambda x: (x == "fallback", int(x) if x != "fallback"
-                                                                                 else 0))} for t in names},
+        "table": {t: {g: conf[t][g] for g in sorted(conf[t], key=column_order)} for t in names},
         "accuracy": sum(right.values()) / seen_total if seen_total else 0.0,
         "per_task_accuracy": {t: right.get(t, 0.0) / total[t] for t in names if t in seen and total.get(t)},
         "unseen_tasks": [t for t in names if t not in seen],

@@ -52,7 +52,7 @@ def _mean_pooled(model, tok, texts: Sequence[str], cfg: RunConfig) -> np.ndarray
     for start in range(0, len(texts), cfg.batch_size_eval):
         enc = tok(list(texts[start : start + cfg.batch_size_eval]), return_tensors="pt", padding=True,
                   truncation=True, max_length=cfg.seq_length)
-        vecs.append(mean_pooled(model, enc["input_ids"], enc["attention_mask"]))
+        vecs.append(mean_pooled(model, enc["input_ids"], enc["attention_mask"])[0])
     return np.concatenate(vecs)
 
 

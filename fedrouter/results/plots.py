@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from fedrouter.routing.openset import column_order  # noqa: E402
 from fedrouter.utils.io import atomic_write_bytes  # noqa: E402
 
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ def routing_heatmap(table: dict[str, dict[str, float]], clusters: dict[str, str]
     """Where each true task's test inputs went: rows = true tasks (those in `unseen` marked), columns = global
     clusters (labelled with their majority training task) and the fallback; colour = share of the row,
     number = inputs."""
-    cols = sorted({g for row in table.values() for g in row}, key=lambda g: (g == "fallback", int(g) if g != "fallback" else 0))
+    cols = sorted({g for row in table.values() for g in row}, key=column_order)
     rows = list(table)
     counts = np.array([[table[t].get(g, 0.0) for g in cols] for t in rows])
     share = counts / np.maximum(counts.sum(1, keepdims=True), 1)

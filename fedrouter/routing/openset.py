@@ -18,6 +18,12 @@ import numpy as np
 FALLBACKS = ("base", "shared")
 
 
+def column_order(column: str) -> tuple[bool, int]:
+    """Sort key of a routing-table column (a global cluster id as text, or "fallback"): clusters by id, then
+    the fallback."""
+    return (column == "fallback", 0 if column == "fallback" else int(column))
+
+
 def acceptance_scores(centroids: np.ndarray, emb: np.ndarray, clusters: np.ndarray) -> np.ndarray:
     """How well each input fits the global cluster it is assigned to: minus its squared Euclidean distance
     to that cluster's centroid (whatever router chose the cluster)."""

@@ -90,6 +90,12 @@ def _sq_dist(emb: np.ndarray, centers: np.ndarray) -> np.ndarray:
     return (emb**2).sum(1)[:, None] - 2.0 * emb @ centers.T + (centers**2).sum(1)[None, :]
 
 
+def sums_of_squares(emb: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """k x d: per local cluster, the sum of its embeddings' squares (the gaussian's and the head's statistic)."""
+    emb = np.asarray(emb, dtype=np.float64)
+    return np.stack([(emb[labels == c] ** 2).sum(0) for c in range(k)])
+
+
 def pooled_moments(centroids: np.ndarray, clients: list[ClientClusters]) -> tuple[np.ndarray, np.ndarray]:
     """Per global cluster: (samples n_g, sample-weighted mean) over its member local clusters."""
     k, d = centroids.shape
@@ -121,7 +127,6 @@ class CenteredCosine(Router):
     sends = "nothing beyond the local centroids and cluster sizes (the mean is their size-weighted average)"
 
     def build(self, centroids, clients, opts):
-        n, _ = pooled_moments(centroids, clients)
         pts = np.concatenate([c.centroids for c in clients])
         w = np.concatenate([c.counts for c in clients]).astype(np.float64)
         mean = (w[:, None] * pts).sum(0) / max(w.sum(), 1.0)
@@ -160,8 +165,7 @@ class DiagonalGaussian(Router):
     sends = "the per-local-cluster sum of squares of the embeddings (k x d), besides centroids and sizes"
 
     def client_stats(self, emb, labels, k):
-        emb = np.asarray(emb, dtype=np.float64)
-        return {"sq_sums": np.stack([(emb[labels == c] ** 2).sum(0) for c in range(k)])}
+        return {"sq_sums": sums_of_squares(emb, labels, k)}
 
     def build(self, centroids, clients, opts):
         n, mean = pooled_moments(centroids, clients)
@@ -230,7 +234,7 @@ class RoutingHead(Router):
     trains = True
 
     def client_stats(self, emb, labels, k):
-        return DiagonalGaussian.client_stats(self, emb, labels, k)
+        return {"sq_sums": sums_of_squares(emb, labels, k)}
 
     def build(self, centroids, clients, opts):
         n, mean = pooled_moments(centroids, clients)

@@ -119,33 +119,14 @@ def embed_all(texts: list[str], model: str, layers: list[str], seq_length: int, 
 
 
 def _base_layers(texts: list[str], model: str, layers: list[str], seq_length: int) -> dict[str, np.ndarray]:
-    """One forward pass per batch, every requested layer mean-pooled (the federated run's base_embeddings
-    gives the same vectors, one layer at a time)."""
-    import torch
-
+    """Every requested layer, mean-pooled, from one forward pass per batch: the federated run's embedding
+    (fedrouter.steps.embed) on the model a run with these settings loads."""
     from fedrouter.config import RunConfig
     from fedrouter.models.backbone import get_backbone
-    from fedrouter.steps.embed import layer_index
+    from fedrouter.steps.embed import layer_embeddings
 
     cfg = RunConfig.from_mapping({"model_name_or_path": model, "dtype": "float32", "seq_length": seq_length})
-    bb = get_backbone(cfg)
-    tok, net = bb.tokenizer, bb.model
-    net.eval()
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = {layer: np.zeros((len(texts), net.config.hidden_size), dtype=np.float32) for layer in layers}
-    with torch.inference_mode(), net.disable_adapter():
-        for start in range(0, len(order), 32):
-            idx = order[start:start + 32]
-            enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=seq_length)
-            hs = net(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], output_hidden_states=True).hidden_states
-            mask = enc["attention_mask"].unsqueeze(-1).float()
-            for layer in layers:
-                i = layer_index(net, layer)
-                h = hs[-1 if i is None else i].float()
-                out[layer][idx] = ((h * mask).sum(1) / mask.sum(1).clamp(min=1)).numpy()
-            if start // 32 % 20 == 0:
-                log.info("embedded %d / %d", start + len(idx), len(texts))
-    return out
+    return layer_embeddings(get_backbone(cfg), texts, seq_length, 32, layers)
 
 
 # --- one federation of single-task clients ----------------------------------------------------------
@@ -163,13 +144,11 @@ def federate(train_emb: list[np.ndarray], clients_per_task: int, k_global: int, 
              router_names: list[str]) -> Federation:
     """Single-task clients: task t's training embeddings dealt to `clients_per_task` clients, one local
     cluster each (k-means k=1), global k-means of all local centroids with K = k_global."""
-    emb_c, lab_c, task_of, cents, stat_rows = [], [], [], [], []
+    rows, task_of, cents = [], [], []
     for t, e in enumerate(train_emb):
         for part in np.array_split(np.arange(len(e)), clients_per_task):
-            c, lab = cluster.kmeans(e[part], 1, derive_seed(seed, len(emb_c), 0xC1))
-            stat_rows.append((e[part], lab))
-            emb_c.append(e[part])
-            lab_c.append(lab)
+            c, lab = cluster.kmeans(e[part], 1, derive_seed(seed, len(rows), 0xC1))
+            rows.append((e[part], lab))
             cents.append(c)
             task_of.append(t)
     points = np.concatenate(cents)
@@ -182,11 +161,11 @@ def federate(train_emb: list[np.ndarray], clients_per_task: int, k_global: int, 
         for name in router_names:
             # float32, as a client's setup reply sends them
             stats.update({k: np.asarray(v, dtype=np.float32)
-                          for k, v in ROUTERS[name].client_stats(*stat_rows[i], len(c)).items()})
-        counts = np.bincount(lab_c[i], minlength=len(c))
+                          for k, v in ROUTERS[name].client_stats(*rows[i], len(c)).items()})
+        counts = np.bincount(rows[i][1], minlength=len(c))
         clients.append(ClientClusters(c, counts, mapping, stats))
         table[mapping[0], task_of[i]] += counts[0]
-    return Federation(clients, stat_rows, centroids, table.argmax(1))
+    return Federation(clients, rows, centroids, table.argmax(1))
 
 
 def build_router(name: str, fed: Federation, rounds: int, seed: int, opts: RouterOptions) -> dict[str, np.ndarray]:

@@ -46,21 +46,15 @@ def load_preset(path: str | None) -> dict[str, Any]:
 
 def build_config(preset: str | None, overrides: list[str], defaults: dict[str, Any] | None = None) -> RunConfig:
     """`defaults` (a caller's own, e.g. the bench's) < the preset < the key=value overrides. A preset's table
-    named after a method (`[fedrouter]`) holds that method's own settings: applied when it is the run's
-    fed_alg, above the preset's flat keys and below the overrides."""
-    from fedrouter.config.registry import default_algorithm, get_algorithm, known_algorithms
-
+    named after a method (`[fedrouter]`) holds that method's own settings: passed on as `fedrouter.<setting>`,
+    the way `flwr run` flattens it, which RunConfig applies when that method is the run's fed_alg (above the
+    preset's flat keys); a setting given as an override still wins."""
     preset_values = load_preset(preset)
-    tables = {k: preset_values.pop(k) for k in list(preset_values) if isinstance(preset_values[k], dict)}
-    unknown = sorted(set(tables) - set(known_algorithms()))
-    if unknown:
-        raise ConfigError(f"--config {preset}: table(s) {unknown} are not methods; a preset's tables hold one "
-                          f"method's settings, named after it: {', '.join(known_algorithms())}")
     given = parse_overrides(overrides)
-    values = {**(defaults or {}), **preset_values, **given}
-    if tables:
-        fed_alg = get_algorithm(str(values.get("fed_alg") or "") or default_algorithm()).name
-        values = {**(defaults or {}), **preset_values, **tables.get(fed_alg, {}), **given}
+    tables = {f"{method}.{key}": value for method, table in preset_values.items() if isinstance(table, dict)
+              for key, value in table.items() if key not in given}
+    flat = {k: v for k, v in preset_values.items() if not isinstance(v, dict)}
+    values = {**(defaults or {}), **flat, **tables, **given}
     cfg = RunConfig.from_mapping(values)
     # Ray workers may run in another directory: make the run folder absolute.
     return cfg.replace(output_dir=str(Path(cfg.output_dir).expanduser().resolve()))

@@ -24,44 +24,55 @@ def layer_index(model, layer: str) -> int | None:
     return int(layer)
 
 
-def hidden_state(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: str = "last") -> torch.Tensor:
-    index = layer_index(model, layer)
-    if index is None:
-        return last_hidden_state(model, input_ids, attention_mask)
-    out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
-    return out.hidden_states[index]
+def hidden_states(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                  layers: Sequence[str] = ("last",)) -> list[torch.Tensor]:
+    """Each of `layers`' hidden states from one forward pass (only the last: the decoder alone, no LM head)."""
+    indices = [layer_index(model, layer) for layer in layers]
+    if all(i is None for i in indices):
+        return [last_hidden_state(model, input_ids, attention_mask)] * len(layers)
+    states = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states
+    return [states[-1 if i is None else i] for i in indices]
 
 
-def mean_pooled(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: str = "last") -> np.ndarray:
-    """One batch: a hidden state (default the last) averaged over the non-padding positions (float32, on CPU)."""
-    hidden = hidden_state(model, input_ids, attention_mask, layer).float()
+def mean_pooled(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                layers: Sequence[str] = ("last",)) -> list[np.ndarray]:
+    """One batch: each layer's hidden state averaged over the non-padding positions (float32, on CPU)."""
     mask = attention_mask.unsqueeze(-1).float()
-    return ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu().numpy()
+    return [((h.float() * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu().numpy()
+            for h in hidden_states(model, input_ids, attention_mask, layers)]
 
 
 @inference_mode
-def base_embeddings(backbone, texts: Sequence[str], max_len: int, batch_size: int = 32,
-                    layer: str = "last") -> np.ndarray:
-    """Mean over non-padding positions of the frozen base model's last hidden state (or `layer`'s) for
-    the raw instruction (no template: only the instruction's own tokens), as the paper embeds. Adapters
-    are switched off, so the vector does not depend on what was trained."""
+def layer_embeddings(backbone, texts: Sequence[str], max_len: int, batch_size: int = 32,
+                     layers: Sequence[str] = ("last",)) -> dict[str, np.ndarray]:
+    """layer -> the mean over non-padding positions of the frozen base model's hidden state at that layer for
+    each raw instruction (no template: only the instruction's own tokens), as the paper embeds (its layer:
+    the last). One forward pass per batch serves every layer. Adapters are switched off, so the vectors do not
+    depend on what was trained."""
     tok = backbone.tokenizer
     model = backbone.model
     model.eval()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths per batch
-    out = np.zeros((len(texts), 0), dtype=np.float32)
+    out = {layer: np.zeros((len(texts), 0), dtype=np.float32) for layer in layers}
     chunks = []
     with model.disable_adapter():
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=max_len)
             enc = {k: v.to(backbone.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-            chunks.append((idx, mean_pooled(model, enc["input_ids"], enc["attention_mask"], layer)))
+            chunks.append((idx, mean_pooled(model, enc["input_ids"], enc["attention_mask"], layers)))
     if chunks:
-        out = np.zeros((len(texts), chunks[0][1].shape[1]), dtype=np.float32)
-        for idx, vecs in chunks:
-            out[idx] = vecs
+        for j, layer in enumerate(layers):
+            out[layer] = np.zeros((len(texts), chunks[0][1][j].shape[1]), dtype=np.float32)
+            for idx, vecs in chunks:
+                out[layer][idx] = vecs[j]
     return out
+
+
+def base_embeddings(backbone, texts: Sequence[str], max_len: int, batch_size: int = 32,
+                    layer: str = "last") -> np.ndarray:
+    """One layer's (default the last) mean-pooled instruction embeddings: `layer_embeddings` for one layer."""
+    return layer_embeddings(backbone, texts, max_len, batch_size, (layer,))[layer]
 
 
 @process_state.cached(maxsize=1)
