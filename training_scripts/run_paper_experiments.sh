@@ -31,14 +31,20 @@ set_scenario() {
     iid)            split_strategy=all;    evaluation_mode=local;   n_clusters=4 ;;
     # leave one task out: single-task clients over the other tasks, everyone tested on every task
     unseen_*)       split_strategy=single; evaluation_mode=global;  n_clusters=1; scenario_extra="unseen_tasks=${1#unseen_}" ;;
-    *) echo "unknown scenario '$1'; known: interference generalization single iid unseen" >&2; return 1 ;;
+    # client-level DP at a budget (docs/privacy.md): dp_inf = the same runs without DP; dp_<epsilon> = central DP,
+    # the noise multiplier calibrated so the whole run spends at most epsilon
+    dp_inf)         split_strategy=single; evaluation_mode=local;   n_clusters=1 ;;
+    dp_*)           split_strategy=single; evaluation_mode=local;   n_clusters=1; scenario_extra="dp=central dp_target_epsilon=${1#dp_}" ;;
+    *) echo "unknown scenario '$1'; known: interference generalization single iid unseen dp_inf dp_<epsilon>" >&2; return 1 ;;
   esac
 }
 
 # A method's own settings in a scenario (each algorithm refuses another's settings).
 method_settings() {
   case "$1" in
-    fedrouter|clustered) echo "n_clusters=$n_clusters" ;;
+    # with DP the router may use only what the privacy layer noises (the centroids): the paper's nearest centroid
+    fedrouter|clustered) case "$scenario" in dp_*) echo "n_clusters=$n_clusters router_model=centroid" ;;
+                                               *) echo "n_clusters=$n_clusters" ;; esac ;;
     *) echo "" ;;
   esac
 }

@@ -21,6 +21,7 @@ from fedrouter.config.registry import (  # noqa: F401
     register,
 )
 from fedrouter.metrics import MetricSelection, combine_clients, headline_scores, score_samples, summarize_client
+from fedrouter.steps.aggregate import weighted_average
 from fedrouter.steps.batching import mixed_batches_pay
 from fedrouter.steps.generate import generate
 from fedrouter.utils import process_state
@@ -133,8 +134,30 @@ class ClientAlgorithm(ABC):
 class ServerAlgorithm(ABC):
     """Server half: owns the global state, builds each client's message, aggregates the replies."""
 
+    # Differential privacy (fedrouter/privacy): whether clients send trained state every round (each round is a
+    # release the accountant counts), and how many per-client releases a run makes (`individual_releases`).
+    SENDS_UPDATES = True
+
     def __init__(self, cfg: RunConfig):
+        from fedrouter.privacy.server import ServerPrivacy
+
         self.cfg = cfg
+        self.privacy = ServerPrivacy(cfg)
+
+    @classmethod
+    def individual_releases(cls, cfg: RunConfig) -> int:
+        """Releases of per-client statistics with dp on, each client once (FedRouter's centroids)."""
+        return 0
+
+    def fedavg(self, states: Sequence[AdapterState], weights: Sequence[float], ref: AdapterState | None = None,
+               expected: float = 1.0, tag: int = 0, keys=None) -> AdapterState:
+        """One aggregated group's new state. dp off: FedAvg of the states weighted by `weights` (samples). dp on:
+        DP-FedAvg against `ref` (what the group's contributors received; None = the seeded init): every
+        contributor's clipped update counts once, plus noise, over `expected` (the group's expected number of
+        contributors this round, fixed before the replies). `tag` tells the groups' noise draws apart."""
+        if not self.privacy.on:
+            return weighted_average(states, weights)
+        return self.privacy.average(ref, list(states), expected, tag, keys)
 
     def configure_setup(self, client_ids: Sequence[int]) -> dict[int, RecordDict] | None:
         """Messages of a one-off step before round 1, or None when the algorithm has none."""

@@ -39,7 +39,8 @@ from fedrouter.algorithms.base import (
 from fedrouter.algorithms.fedit import FedITClient, FedITServer
 from fedrouter.config import AlgorithmSettings, IntOrAuto, IntRange, RunConfig, setting
 from fedrouter.models.backbone import AdapterState
-from fedrouter.steps.aggregate import select, weighted_average
+from fedrouter.steps.aggregate import select
+from fedrouter.utils.seeding import derive_seed
 
 log = logging.getLogger("fedrouter.fedcluster")
 
@@ -129,9 +130,13 @@ class FedClusterServer(FedITServer):
         if rnd < self.opts.sim_round:
             return super().aggregate_train(rnd, replies)
         late: set[int] = set()
+        assigned = dict(self.groups)  # before this round's late clients join: the dp denominators' basis
         if rnd == self.opts.sim_round:
             self._form_groups(replies)
             super().aggregate_train(rnd, replies)  # global FedAvg: the fallback of clients never grouped
+            if self.privacy.on:  # one release per round: every group starts from the noisy global average
+                self.group_adapters = {g: dict(self.global_adapter) for g in sorted(set(self.groups.values()))}
+                return {}
         else:
             late = self._place_late(replies)
         members: dict[int, list[tuple[AdapterState, float]]] = {}
@@ -139,15 +144,38 @@ class FedClusterServer(FedITServer):
             if cid not in late:
                 members.setdefault(self.groups[cid], []).append(
                     (from_record(content["adapter"]), metrics_of(content)["num_samples"]))
-        for g, items in members.items():
-            self.group_adapters[g] = weighted_average([s for s, _ in items], [w for _, w in items])
+        if self.privacy.on:  # every group gets its noisy step, over its expected number of contributors
+            rate = self.cfg.sample_clients / self.cfg.num_clients
+            for g in sorted(self.group_adapters):
+                items = members.get(g, [])
+                expected = rate * sum(1 for c in assigned.values() if c == g)
+                self.group_adapters[g] = self.fedavg([s for s, _ in items], [], self.group_adapters[g],
+                                                     expected=max(expected, 1.0), tag=g)
+        else:
+            for g, items in members.items():
+                self.group_adapters[g] = self.fedavg([s for s, _ in items], [w for _, w in items])
         return {f"contributors/{g}": float(len(v)) for g, v in sorted(members.items())}
+
+    @classmethod
+    def individual_releases(cls, cfg) -> int:
+        return 1  # dp: each client's B update is compared with the others' once (at sim_round or when it joins)
+
+    def _compared_update(self, cid: int, content: RecordDict) -> np.ndarray:
+        """The B update the grouping compares. dp on: the client's clipped update plus Gaussian noise of std
+        sigma x 2 dp_clip (its sensitivity: the client's data replaced), so the groups are a noisy release."""
+        state = from_record(content["adapter"])
+        if self.privacy.on:
+            rng = np.random.default_rng(derive_seed(self.cfg.seed, 0xC7, cid))
+            std = 2 * self.privacy.sigma * self.cfg.dp_clip
+            state = {k: (v.astype(np.float64) + rng.normal(0.0, std, v.shape)).astype(v.dtype) for k, v in state.items()}
+        return b_update(state, self.sim_start, self.opts.update_scope)
 
     def _form_groups(self, replies: dict[int, RecordDict]) -> None:
         cids = sorted(replies)
         self.sim_start = self.global_adapter
         scope = self.opts.update_scope
-        self.ref_updates = {c: b_update(from_record(replies[c]["adapter"]), self.sim_start, scope) for c in cids}
+        self.ref_updates = {c: self._compared_update(c, replies[c]) for c in cids}
+        self.privacy.account_individual("FedCluster's grouping updates")
         sim = cosine_matrix(np.stack([self.ref_updates[c] for c in cids]))
         n, ks = self.opts.n_groups, self.opts.group_k_range
         k = choose_groups(sim, ks.lo, ks.hi) if n.auto else n.value
@@ -165,7 +193,7 @@ class FedClusterServer(FedITServer):
         ref_cids = sorted(self.ref_updates)
         ref = np.stack([self.ref_updates[c] for c in ref_cids])
         for cid in sorted(late):
-            u = b_update(from_record(replies[cid]["adapter"]), self.sim_start, self.opts.update_scope)
+            u = self._compared_update(cid, replies[cid])
             sims = cosine_matrix(np.vstack([u, ref]))[0, 1:]
             by_group: dict[int, list[float]] = {}
             for c, s in zip(ref_cids, sims, strict=True):

@@ -22,7 +22,7 @@ from fedrouter.algorithms.base import (
     reply,
     to_record,
 )
-from fedrouter.steps.aggregate import select, weighted_average
+from fedrouter.steps.aggregate import select
 from fedrouter.steps.train import train_adapter
 from fedrouter.utils.seeding import derive_seed
 
@@ -58,7 +58,8 @@ class FedITServer(ServerAlgorithm):
         # select(): whatever a client sends, only the shared part is ever aggregated.
         states = [select(from_record(c["adapter"]), self.PART) for c in replies.values()]
         weights = [metrics_of(c)["num_samples"] for c in replies.values()]
-        self.global_adapter = weighted_average(states, weights)
+        ref = select(self.global_adapter, self.PART) if self.global_adapter is not None else None
+        self.global_adapter = self.fedavg(states, weights, ref, expected=self.cfg.sample_clients)
         return {}
 
     def configure_evaluate(self, rnd, client_ids):

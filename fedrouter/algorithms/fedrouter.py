@@ -36,6 +36,8 @@ from fedrouter.algorithms.client_state import ClientState, ClientStore
 from fedrouter.algorithms.fedrouter_report import report_plots, report_sections
 from fedrouter.algorithms.fedrouter_server import FedRouterServer
 from fedrouter.config import AlgorithmSettings, Alias, IntOrAuto, IntRange, RunConfig, register_alias, setting
+from fedrouter.privacy.mechanism import clip_rows, noisy_centroids
+from fedrouter.privacy.server import noise_multiplier
 from fedrouter.routing import (
     FALLBACKS,
     Router,
@@ -145,11 +147,29 @@ class FedRouterSettings(AlgorithmSettings):
         if not out and self.k_rule == "silhouette" and self.silhouette_bounds()[1] < 2:
             out.append(f"k_range={str(self.k_range)!r}: k_rule=silhouette needs a max >= 2 (it cannot score one cluster)")
         out += self.n_clusters.problems("n_clusters") + self.global_n_clusters.problems("global_n_clusters")
+        if run.privacy.on:
+            out += self.privacy_problems(run)
         if not self.global_n_clusters.auto and not self.n_clusters.auto:
             points = run.num_clients * self.n_clusters.value  # the global k-means clusters every local centroid
             if self.global_n_clusters.value > points:
                 out.append(f"global_n_clusters={self.global_n_clusters} is larger than the {points} local centroids "
                            f"to cluster (num_clients={run.num_clients} x n_clusters={self.n_clusters})")
+        return out
+
+    def privacy_problems(self, run: RunConfig) -> list[str]:
+        """With dp on, only what the privacy layer noises may leave a client: the centroids and shares (once) and
+        the round updates (adapters, the routing head)."""
+        out = []
+        if type(self.routes_by).client_stats is not Router.client_stats:
+            plain = ", ".join(n for n, r in ROUTER_MODELS.items() if type(r).client_stats is Router.client_stats)
+            out.append(f"router_model={self.router_model!r} sends per-client second moments that dp={run.dp} does not "
+                       f"noise; with dp on use one of: {plain}")
+        if self.open_set:
+            out.append(f"router_accept={self.router_accept}: open-set calibration sends per-client distance quantiles "
+                       "every round, which dp does not noise; set router_accept=0 with dp on")
+        if self.n_clusters.auto:
+            out.append("n_clusters=auto: the chosen k depends on the client's data and is not noised; set n_clusters "
+                       "to an integer with dp on")
         return out
 
     def check_data(self, run: RunConfig, train_sizes: list[int]) -> list[str]:
@@ -175,6 +195,10 @@ class FedRouterClient(ClientAlgorithm):
         centroids, labels = st.arrays["centroids"], st.arrays["labels"]
         k = len(centroids)
         arrays = {"centroids": centroids, "counts": np.bincount(labels, minlength=k)}
+        if rt.cfg.privacy.on:  # the Gaussian mechanism on the centroids and cluster shares, once (docs/privacy.md)
+            rng = np.random.default_rng(derive_seed(rt.cfg.seed, rt.client_id, 0xD7))
+            arrays["centroids"], arrays["counts"] = noisy_centroids(
+                centroids, arrays["counts"] / len(labels), rt.cfg.dp_embedding_clip, noise_multiplier(rt.cfg), rng)
         # the router's own per-local-cluster statistics (aggregates; docs/method.md lists them per router)
         arrays.update({f"router/{name}": np.asarray(v, dtype=np.float32) for name, v in
                        rt.cfg.alg.routes_by.client_stats(st.arrays["embeddings"], labels, k).items()})
@@ -343,9 +367,12 @@ def local_clusters(rt: ClientRuntime) -> ClientState:
 
 
 def embed_instructions(backbone, texts: list[str], cfg: RunConfig) -> np.ndarray:
+    """Training and test instructions alike; with dp on, each embedding clipped to norm dp_embedding_clip (the
+    centroids' sensitivity rests on it, and test inputs must live on the same scale)."""
     opts: FedRouterSettings = cfg.alg
-    return embed(backbone, texts, cfg, kind=opts.embedding, sentence_model=opts.sentence_model,
-                 layer=opts.embedding_layer)
+    emb = embed(backbone, texts, cfg, kind=opts.embedding, sentence_model=opts.sentence_model,
+                layer=opts.embedding_layer)
+    return clip_rows(emb, cfg.dp_embedding_clip) if cfg.privacy.on else emb
 
 
 def test_embeddings(rt: ClientRuntime) -> np.ndarray:

@@ -14,7 +14,6 @@ from fedrouter.algorithms.base import ServerAlgorithm, from_record, meta_of, met
 from fedrouter.metrics import MetricSelection, combine_clients
 from fedrouter.routing import ClientClusters, column_order, thresholds
 from fedrouter.steps import cluster
-from fedrouter.steps.aggregate import weighted_average
 from fedrouter.utils.seeding import derive_seed
 
 if TYPE_CHECKING:
@@ -36,6 +35,10 @@ class FedRouterServer(ServerAlgorithm):
         # open set: client -> global cluster -> (its calibration score, inputs it is based on), latest report
         self.calibration: dict[int, dict[int, tuple[float, int]]] = {}
         self.shared_adapter: dict[str, np.ndarray] | None = None  # fallback=shared
+
+    @classmethod
+    def individual_releases(cls, cfg) -> int:
+        return 1  # dp: each client's noisy centroids and shares, once, at setup
 
     # setup: global clustering of every client's local centroids
     def configure_setup(self, client_ids):
@@ -61,6 +64,7 @@ class FedRouterServer(ServerAlgorithm):
         for cid in cids:
             self.mapping[cid] = [int(x) for x in cluster.nearest(local[cid]["centroids"], self.centroids)]
         self.router_state = self._build_router(local, cids)
+        self.privacy.account_individual("the local centroids and cluster shares")
         m = {cid: metrics_of(replies[cid]) for cid in cids}
         self.diag.update({
             "global_k": k,
@@ -142,16 +146,36 @@ class FedRouterServer(ServerAlgorithm):
                     continue
                 g = self.mapping[cid][c]
                 groups.setdefault(g, []).append((from_record(content[f"adapter_{c}"]), metrics[f"num_samples/{c}"]))
-        for g, items in groups.items():
-            self.adapters_by_cluster[g] = weighted_average([s for s, _ in items], [w for _, w in items])
+        if self.privacy.on:  # every cluster some client may train this round gets its noisy step, contributors or not
+            expected = self._expected_contributors(rnd)
+            for g in sorted(expected):
+                items = groups.get(g, [])
+                self.adapters_by_cluster[g] = self.fedavg([s for s, _ in items], [], self.adapters_by_cluster.get(g),
+                                                          expected=max(expected[g], 1.0), tag=g)
+        else:
+            for g, items in groups.items():
+                self.adapters_by_cluster[g] = self.fedavg([s for s, _ in items], [w for _, w in items])
         out = {f"contributors/{g}": float(len(v)) for g, v in sorted(groups.items())}
         self._aggregate_router(replies)
         shared = [(from_record(c["adapter_shared"]), metrics_of(c)["num_samples/shared"])
                   for c in replies.values() if "adapter_shared" in c.array_records]
         if shared:
-            self.shared_adapter = weighted_average([s for s, _ in shared], [w for _, w in shared])
+            self.shared_adapter = self.fedavg([s for s, _ in shared], [w for _, w in shared], self.shared_adapter,
+                                              expected=self.cfg.sample_clients, tag=len(self.centroids) + 1)
             out["contributors/shared"] = float(len(shared))
         return out
+
+    def _expected_contributors(self, rnd: int) -> dict[int, float]:
+        """dp: per global cluster, the expected number of clients that train it in round `rnd` (the sampling rate
+        times the clients whose cluster of this round maps to it): the fixed denominator of its noisy average,
+        known before the replies (the mapping comes from the noisy centroids)."""
+        rate = self.cfg.sample_clients / self.cfg.num_clients
+        counts: dict[int, float] = {}
+        for cid in self.mapping:
+            for c in self._clusters_to_train(rnd, cid):
+                g = self.mapping[cid][c]
+                counts[g] = counts.get(g, 0.0) + rate
+        return counts
 
     def _aggregate_router(self, replies) -> None:
         """FedAvg of a trained router (weighted by the samples it was trained on); the latest calibration of
@@ -159,7 +183,8 @@ class FedRouterServer(ServerAlgorithm):
         trained = [(from_record(c["router"]), metrics_of(c)["num_samples/router"])
                    for c in replies.values() if "router" in c.array_records]
         if trained:
-            self.router_state = weighted_average([s for s, _ in trained], [w for _, w in trained])
+            self.router_state = self.fedavg([s for s, _ in trained], [w for _, w in trained], self.router_state,
+                                            expected=self.cfg.sample_clients, tag=len(self.centroids))
         for cid, content in replies.items():
             m = metrics_of(content)
             cal = {int(k.split("/")[1]): (m[k], int(m[f"calibration/{k.split('/')[1]}/n"]))

@@ -55,6 +55,8 @@ class LocalClient(ClientAlgorithm):
 class LocalServer(ServerAlgorithm):
     """Stateless: the message only tells a client to train (or evaluate) its own adapter."""
 
+    SENDS_UPDATES = False  # nothing trained leaves a client: epsilon 0 with dp on
+
     def configure_train(self, rnd, client_ids):
         return {cid: RecordDict() for cid in client_ids}
 

@@ -11,6 +11,7 @@ from fedrouter.config.common import (
     TEST_DISTRIBUTIONS,
     cross_checks,
 )
+from fedrouter.config.privacy import DP_BUDGET, DP_MODES, DP_SAMPLING, PrivacySettings
 from fedrouter.config.registry import (
     Algorithm,
     algorithms,
@@ -36,7 +37,7 @@ from fedrouter.config.tables import flat_defaults, flwr_app_defaults, help_table
 from fedrouter.config.values import FaultList, IntOrAuto, IntRange, NameList, RoundList, TaskSelection
 
 __all__ = [
-    "DTYPES", "GENERATION_BATCHING", "SPLIT_ALIASES", "SPLIT_STRATEGIES", "TEST_DISTRIBUTIONS",
+    "DP_BUDGET", "DP_MODES", "DP_SAMPLING", "DTYPES", "PrivacySettings", "GENERATION_BATCHING", "SPLIT_ALIASES", "SPLIT_STRATEGIES", "TEST_DISTRIBUTIONS",
     "Algorithm", "AlgorithmSettings", "Alias", "ConfigError", "FaultList", "IntOrAuto", "IntRange", "NameList",
     "RoundList", "RunConfig", "Section", "TaskSelection", "aliases", "algorithms", "cross_checks",
     "default_algorithm", "flat_defaults", "flwr_app_defaults", "get_algorithm", "help_table", "known_algorithms",

@@ -25,6 +25,7 @@ from fedrouter.config import RunConfig
 from fedrouter.data.prompt import encode_example
 from fedrouter.models import loader
 from fedrouter.models.backbone import get_backbone
+from fedrouter.privacy.client import release
 from fedrouter.results.run_folder import RESUME_FREE_KEYS
 from fedrouter.steps.generate import DECODE_COUNTERS
 from fedrouter.utils import process_state
@@ -111,6 +112,8 @@ def _handle(kind: str, msg: Message, context: Context) -> Message:
             time.sleep(2 * rt.cfg.reply_timeout)
         handler = {"train": client.train, "evaluate": client.evaluate, "setup": client.setup}[kind]
         content = handler(rt, msg.content)
+        if kind == "train":  # dp on: the update clipped (dp=local: noised) before it leaves the client
+            content = release(rt, msg.content, content)
     metrics = content["metrics"]
     metrics["client_id"] = float(rt.client_id)
     metrics.update({f"time/{name}": s for name, s in phases.items()})

@@ -16,6 +16,7 @@ from fedrouter.algorithms.base import ServerAlgorithm, get_algorithm, metrics_of
 from fedrouter.config import RunConfig
 from fedrouter.metrics import MetricSelection, scores_text
 from fedrouter.models.backbone import LoraSpec
+from fedrouter.privacy.server import BudgetExhausted, split_arrays
 from fedrouter.results.run_folder import RunFolder
 from fedrouter.runtime.federation import Federation
 from fedrouter.utils.io import atomic_write_json
@@ -52,8 +53,12 @@ def main(grid: Grid, context: Context) -> None:
 
 
 def sample_clients(cfg: RunConfig, rnd: int) -> list[int]:
-    """Clients of round `rnd`: a pure function of (seed, round), so a resumed run samples the same."""
+    """Clients of round `rnd`: a pure function of (seed, round), so a resumed run samples the same.
+    sample_clients of them without replacement; with dp on and dp_sampling=poisson, each client independently
+    with probability sample_clients / num_clients (the sampling the accountant then assumes)."""
     rng = np.random.default_rng(derive_seed(cfg.seed, 0x5A3, rnd))
+    if cfg.privacy.on and cfg.dp_sampling == "poisson":
+        return [int(c) for c in np.flatnonzero(rng.random(cfg.num_clients) < cfg.sample_clients / cfg.num_clients)]
     return sorted(int(c) for c in rng.choice(cfg.num_clients, size=cfg.sample_clients, replace=False))
 
 
@@ -103,16 +108,35 @@ def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
         row["time_s"] = time.perf_counter() - t0
         row["comm"] = fed.take_traffic()  # with the setup's, when there was one
         row["timing"], timing = timing, {}
+        if algo.privacy.on:
+            row["privacy"] = algo.privacy.spent()  # the setup's release (FedRouter's centroids), if any
         rows.append(row)
         folder.write_metrics(rows)
         _log_round({"train_loss": None, "lr": 0.0, "failures": {}, **row}, cfg)
+    privacy = algo.privacy
+    if privacy.on:
+        log.info("differential privacy: dp=%s, clip %g, noise multiplier %.4g, delta %g, accounting %s sampling "
+                 "(%s)%s", cfg.dp, cfg.dp_clip, privacy.sigma, privacy.accountant.config.target_delta,
+                 privacy.accountant.config.sampling_method.value, privacy.accountant.config.neighboring_relation.value,
+                 f", budget epsilon {cfg.dp_target_epsilon} ({cfg.dp_budget})" if cfg.dp_target_epsilon else "")
+    stopped = None
     for rnd in range(start, cfg.num_rounds + 1):
+        try:
+            privacy.check_budget(rnd)
+        except BudgetExhausted as exc:
+            stopped = str(exc)
+            log.warning("privacy budget: %s; training stops after round %d", exc, rnd - 1)
+            break
         t0 = time.perf_counter()
         sampled = sample_clients(cfg, rnd)
-        good, failed = fed.send("train", rnd, algo.configure_train(rnd, sampled))
+        messages = algo.configure_train(rnd, sampled)
+        good, failed = fed.send("train", rnd, messages)
         _check_failures(cfg, "training", rnd, failed, len(sampled))
         t1 = time.perf_counter()
+        good = privacy.screen(rnd, messages, good)
         train_metrics = algo.aggregate_train(rnd, good) if good else {}
+        if algo.SENDS_UPDATES:
+            privacy.account_round()
         timing.update({"train_wall_s": t1 - t0, "aggregate_s": time.perf_counter() - t1, "train": client_times(good)})
         losses = [float(c["metrics"]["loss"]) for c in good.values() if "loss" in c["metrics"]]
         row: dict[str, Any] = {
@@ -123,6 +147,8 @@ def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
             "train": train_metrics,
             "failures": {str(c): r for c, r in failed.items()},
         }
+        if privacy.on:
+            row["privacy"] = privacy.spent()
         if rnd in cfg.eval_rounds:
             row.update(_evaluate(cfg, fed, algo, rnd, everyone, timing))
             _save_adapters(cfg, folder, rnd, algo, peft_config)
@@ -135,11 +161,20 @@ def _run(cfg: RunConfig, grid: Grid, folder: RunFolder) -> dict[str, Any]:
         if diagnostics:
             atomic_write_json(folder.path / "diagnostics.json", diagnostics)
         arrays, meta = algo.state_dict()
-        folder.save_checkpoint(rnd, arrays, {"round": rnd, "algorithm": meta})
+        dp_arrays, dp_meta = privacy.state_dict()
+        folder.save_checkpoint(rnd, {**arrays, **dp_arrays}, {"round": rnd, "algorithm": meta, "privacy": dp_meta})
         _log_round(row, cfg)
+    last = rows[-1]["round"] if rows else 0
+    if stopped and last >= 1 and "eval" not in rows[-1]:  # the budget ended training: score what it reached
+        rows[-1].update(_evaluate(cfg, fed, algo, last, everyone, {}))
+        _save_adapters(cfg, folder, last, algo, peft_config)
+        folder.write_metrics(rows)
     final = next(r["eval"] for r in reversed(rows) if "eval" in r)
-    results = {"final_round": cfg.num_rounds, "final": final, "fed_alg": cfg.fed_alg, "seed": cfg.seed,
-               "total_time_s": float(sum(r["time_s"] for r in rows)), "communication": run_traffic(rows)}
+    results = {"final_round": last if stopped else cfg.num_rounds, "final": final, "fed_alg": cfg.fed_alg,
+               "seed": cfg.seed, "total_time_s": float(sum(r["time_s"] for r in rows)),
+               "communication": run_traffic(rows)}
+    if privacy.on:
+        results["privacy"] = {**privacy.spent(), "stopped": stopped}
     folder.write_results(results)
     log.info("run finished: %s", scores_text(final, MetricSelection.of(cfg).names, "  "))
     return results
@@ -194,7 +229,9 @@ def _restore(cfg: RunConfig, folder: RunFolder, algo: ServerAlgorithm) -> int:
     if conflict:
         raise RuntimeError(conflict)
     arrays, meta = folder.load_checkpoint(last)
+    arrays, dp_arrays = split_arrays(arrays)
     algo.load_state_dict(arrays, meta["algorithm"])
+    algo.privacy.load_state_dict(dp_arrays, meta.get("privacy", {}))
     log.info("resuming from the checkpoint of round %d", last)
     return last + 1
 
@@ -211,6 +248,8 @@ def _log_round(row: dict[str, Any], cfg: RunConfig) -> None:
         msg += f", sent {row['comm']['down_bytes'] / 1e6:.2f} MB down / {row['comm']['up_bytes'] / 1e6:.2f} MB up"
     if row["failures"]:
         msg += f", failed clients {sorted(row['failures'])}"
+    if row.get("privacy"):
+        msg += f", epsilon {row['privacy']['epsilon']:.3f} (delta {row['privacy']['delta']:.2g})"
     if "eval" in row and row["eval"]:
         ev, selection = row["eval"], MetricSelection.of(cfg)
         msg += f" | eval {scores_text(ev, selection.names)}"

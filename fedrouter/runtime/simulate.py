@@ -140,7 +140,8 @@ def simulate(cfg: RunConfig) -> dict[str, Any]:
     finally:
         os.environ.pop(CONFIG_ENV, None)
     results = folder.read_results()
-    if results is None or results.get("final_round") != cfg.num_rounds:
+    stopped = (results or {}).get("privacy", {}).get("stopped")  # dp_budget=stop ended training: complete
+    if results is None or (results.get("final_round") != cfg.num_rounds and not stopped):
         raise RuntimeError(f"the simulation ended without completing {cfg.num_rounds} rounds; see {folder.path / 'log.txt'}")
     return results
 

@@ -3,6 +3,7 @@ specification allows (the baselines are checked inside their own tests in the pe
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from conftest import assert_clients_sent_only_what_is_allowed, message_violations, tiny_settings
@@ -58,3 +59,19 @@ def test_the_checker_catches_what_must_not_leave(tmp_path):
     assert message_violations("fedit", "evaluate", reply({"rouge1": 0.5, "label_of_sample_3": 1.0}), lora)
     embeddings = reply({"k_local": 2.0}, {"centroids": {"centroids": np.zeros((2, 16)), "embeddings": np.zeros((40, 16))}})
     assert message_violations("fedrouter", "setup", embeddings, lora)  # per-sample embeddings beside centroids
+
+
+def test_fedrouter_with_dp_sends_noisy_centroids_shares_and_clipped_adapters_only(tmp_path, sent):
+    """dp on: the setup reply carries noised centroids and cluster shares (no router statistics), training replies
+    the clipped adapters (the seeded init rides along once, as `dp_init`, and the server drops it)."""
+    cfg = tiny_settings(tmp_path, fed_alg="fedrouter", split_strategy="dual", n_clusters="2", global_n_clusters="4",
+                        router_model="centroid", diagnostics=False, dp="central", dp_noise_multiplier=0.3, **SHORT)
+    simulate(cfg)
+    assert assert_clients_sent_only_what_is_allowed(sent, cfg) == 4 * 4
+    setup = next(replies for kind, _, _, replies in sent if kind == "setup")
+    for content in setup.values():
+        arrays = from_record(content["centroids"])
+        assert set(arrays) == {"centroids", "counts"}
+        assert arrays["counts"].sum() == pytest.approx(1.0) and (arrays["counts"] >= 0).all()  # shares, not counts
+        # every embedding was clipped to norm 1; the noise (std 0.3 x sqrt(2 x 4 + 2) per coordinate) shows
+        assert (np.linalg.norm(arrays["centroids"], axis=1) > 1.0).all()

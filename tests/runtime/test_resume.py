@@ -45,7 +45,13 @@ ROUTER = dict(SETTINGS, fed_alg="fedrouter", split_strategy="dual", n_clusters="
               router_model="head", router_accept=0.95, fallback="shared")
 
 
-@pytest.mark.parametrize("settings", [SETTINGS, ROUTER], ids=["fedit", "fedrouter"])
+# dp on: the accountant's state and the learned seeded init are checkpointed; the resumed run reports the same
+# epsilon in every row.
+PRIVATE = dict(SETTINGS, fed_alg="fedrouter", split_strategy="dual", n_clusters="2", global_n_clusters="4",
+               router_model="centroid", dp="central", dp_clip=0.5, dp_noise_multiplier=0.2)
+
+
+@pytest.mark.parametrize("settings", [SETTINGS, ROUTER, PRIVATE], ids=["fedit", "fedrouter", "fedrouter-dp"])
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, settings):
     whole = tiny_settings(tmp_path / "whole", **settings)
     simulate(whole)
