@@ -19,6 +19,7 @@ machine and is read here as local analysis; in a real federation it never leaves
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from fedrouter.results.matrix import (
     scores_by_round,
 )
 from fedrouter.results.report_csv import paired_csv, per_task_csv, results_csv, runs_csv
-from fedrouter.results.report_markdown import markdown_report
+from fedrouter.results.report_markdown import markdown_report, privacy_points
 from fedrouter.utils.io import atomic_write_text
 
 
@@ -71,6 +72,9 @@ def write_report(output_dir: Path, out_dir: Path, reference: str | None = None) 
         written.append(plots.bar_chart(by_method, colors, f"{s}: final {label}", out_dir / f"bars_{s}.png", label))
     if ref_alg is not None and ref_alg.report_plots is not None:
         written += ref_alg.report_plots(ref_list, out_dir)
+    points = privacy_points(runs, headline)
+    if any(math.isfinite(e) for pts in points.values() for e, _, _ in pts):
+        written.append(plots.privacy_utility(points, colors, out_dir / "privacy_utility.png", label))
     curves = scores_by_round(runs, headline)
     written.append(plots.score_curves({s: curves[s] for s in scenarios}, colors, out_dir / f"{headline}_curves.png",
                                       label))

@@ -189,6 +189,7 @@ def markdown_report(runs: list[Run], output_dir: Path, reference: str | None = N
                 _md_table(["method", *scenarios], [[m] + [
                     f"{traffic[(s, m)].mean:.2f} ± {DASH if traffic[(s, m)].std is None else f'{traffic[(s, m)].std:.2f}'}"
                     if (s, m) in traffic else DASH for s in scenarios] for m in methods])]
+    out += privacy_section(runs, scenarios, methods, metrics[0])
     out += per_task_section(runs, scenarios, metrics)
     out += seen_unseen_section(runs, scenarios, reference, metrics[0])
     out += runs_section(runs, scenarios, methods)
@@ -262,3 +263,37 @@ def seen_unseen_section(runs: list[Run], scenarios: list[str], reference: str, m
             "", _md_table(["method", *with_unseen], rows), "",
             f"Unseen-task {name} averaged over those scenarios:", "",
             _md_table(["method", f"mean unseen {name}", "scenarios"], means), *paired_text]
+
+
+def privacy_points(runs: list[Run], metric: str) -> dict[str, list[tuple[float, float, int]]]:
+    """Per method, (epsilon spent, final score, seed) of every run; runs without dp at epsilon = inf."""
+    out: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
+    for r in runs:
+        eps = r.results.get("privacy", {}).get("epsilon", float("inf"))
+        if metric in r.results["final"]:
+            out[r.method].append((float(eps), float(r.results["final"][metric]), r.seed))
+    return out
+
+
+def privacy_section(runs: list[Run], scenarios: list[str], methods: list[str], metric: str) -> list[str]:
+    """Runs with differential privacy: per scenario and method, the epsilon spent (at the run's delta), the noise
+    multiplier and the clip, mean over seeds, and whether a budget stopped training."""
+    private = [r for r in runs if r.results.get("privacy")]
+    if not private:
+        return []
+
+    def cell(s: str, m: str) -> str:
+        ps = [r.results["privacy"] for r in runs if r.scenario == s and r.method == m and r.results.get("privacy")]
+        if not ps:
+            return "no DP" if any(r.scenario == s and r.method == m for r in runs) else DASH
+        eps = np.mean([p["epsilon"] for p in ps])
+        stopped = sum(1 for p in ps if p.get("stopped"))
+        return (f"ε {eps:.3g}, σ {np.mean([p['noise_multiplier'] for p in ps]):.3g}, C {ps[0]['clip']:g}"
+                + (f", stopped ({stopped})" if stopped else ""))
+
+    first = private[0].results["privacy"]
+    return ["", "## Differential privacy", "",
+            f"Epsilon spent by the end of each run at delta {first['delta']:.2g} (dp={first['mode']}; the accountant "
+            f"assumes {first['sampling']} client sampling, {first['relation']} neighbours: docs/privacy.md), noise "
+            "multiplier σ and clip C (mean over seeds):", "",
+            _md_table(["method", *scenarios], [[m] + [cell(s, m) for s in scenarios] for m in methods])]

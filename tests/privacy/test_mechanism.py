@@ -81,10 +81,8 @@ def test_centroid_release_noise_matches_its_sensitivity():
 @pytest.mark.parametrize("sampling", ["fixed", "poisson", "none"])
 def test_epsilon_equals_the_accountant_library_for_the_same_events(sampling):
     """Our plan through Flower's RdpAccountant against dp-accounting called directly."""
-    from dp_accounting import dp_event
+    from dp_accounting import dp_event, privacy_accountant
     from dp_accounting.rdp import RdpAccountant
-
-    from dp_accounting import privacy_accountant
 
     cfg = tiny_settings("/tmp", dp="central", num_clients=200, sample_clients=20, dp_sampling=sampling)
     sigma, rounds = 1.3, 15

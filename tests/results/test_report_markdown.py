@@ -84,3 +84,22 @@ def test_runs_section_gives_seeds_minutes_commits_and_dates(tmp_path):
     assert "| generalization | fedit | 0 1 | 4.0 (3.0-5.0) | ab1234567890, ab1234567890+dirty, cd1234567890 |" in runs
     assert "| generalization | local | 0 | 0.0 | – | – |" in runs
     assert "--config <run folder>/config.json" in runs
+
+
+def test_private_runs_get_their_epsilon_table_and_the_privacy_utility_plot(tmp_path):
+
+    from fedrouter.results.report import write_report
+
+    out = tmp_path / "m"
+    for seed in (0, 1):
+        make_run(out, "single", "fedit", seed, 0.5)  # no DP
+        folder = make_run(out, "generalization", "fedit", seed, 0.3)
+        results = json.loads((folder.path / "results.json").read_text())
+        results["privacy"] = {"epsilon": 3.0 - 0.1 * seed, "delta": 1e-5, "noise_multiplier": 1.2, "clip": 1.0,
+                              "mode": "central", "sampling": "without-replacement", "relation": "replace-one",
+                              "releases": 2, "stopped": None}
+        (folder.path / "results.json").write_text(json.dumps(results))
+    written = write_report(out, tmp_path / "r")
+    text = (tmp_path / "r" / "results.md").read_text()
+    assert "## Differential privacy" in text and "ε 2.95, σ 1.2, C 1" in text and "no DP" in text
+    assert tmp_path / "r" / "privacy_utility.png" in written
