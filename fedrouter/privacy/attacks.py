@@ -143,6 +143,15 @@ def _commit() -> str:
     return f"{commit}{' (with uncommitted changes)' if dirty else ''}"
 
 
+def _public(text: str) -> str:
+    """An absolute path as `path/to/<its name>`: the report says which data, not where it sat on this machine."""
+    head, sep, tail = text.partition("=")
+    value = tail if sep else head
+    if value.startswith("/"):
+        value = f"path/to/{Path(value).name}"
+    return f"{head}={value}" if sep else value
+
+
 def write_report(rows: list[dict], cfg, args: argparse.Namespace) -> Path:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -161,9 +170,9 @@ def write_report(rows: list[dict], cfg, args: argparse.Namespace) -> Path:
     lines = [
         "# What the server learns from the clustering step's release",
         "",
-        f"`python -m fedrouter.privacy.attacks {' '.join(args.argv)}` at commit {_commit()}.",
+        f"`python -m fedrouter.privacy.attacks {' '.join(_public(a) for a in args.argv)}` at commit {_commit()}.",
         "",
-        f"{cfg.num_clients} clients, data `{cfg.dataset_name}` ({cfg.split_strategy} split), model "
+        f"{cfg.num_clients} clients, data `{_public(cfg.dataset_name)}` ({cfg.split_strategy} split), model "
         f"`{cfg.model_name_or_path}`, n_clusters={cfg.alg.n_clusters}, global_n_clusters={cfg.alg.global_n_clusters}; "
         f"embeddings clipped to R={cfg.dp_embedding_clip} under DP; sigma calibrated for {cfg.num_rounds} training "
         f"rounds plus this release (dp_sampling={cfg.dp_sampling}, sample_clients={cfg.sample_clients}), delta "
