@@ -8,15 +8,15 @@ import logging
 import numpy as np
 from flwr.app import RecordDict
 
-from fedrouter.algorithms.base import ClientRuntime, from_record, to_record
 from fedrouter.privacy.mechanism import clipped_updates
 from fedrouter.privacy.server import DP_INIT, noise_multiplier
+from fedrouter.utils.records import from_record, to_record
 from fedrouter.utils.seeding import derive_seed
 
 log = logging.getLogger("fedrouter.privacy")
 
 
-def release(rt: ClientRuntime, received: RecordDict, out: RecordDict) -> RecordDict:
+def release(rt, received: RecordDict, out: RecordDict) -> RecordDict:
     """The training reply as it may leave the client. Every ArrayRecord of the reply is an update of the
     record of the same name the client received (or, where it received none, of the seeded LoRA init,
     which then rides along as `dp_init` so the server can measure the update: it holds no data)."""

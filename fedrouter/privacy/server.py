@@ -12,6 +12,7 @@ from flwr.app import RecordDict
 from fedrouter.privacy.accounting import Plan, calibrate, individual_event, new_accountant, round_event
 from fedrouter.privacy.mechanism import AdapterState, clip_jointly, noisy_average
 from fedrouter.utils import process_state
+from fedrouter.utils.records import from_record, to_record
 from fedrouter.utils.seeding import derive_seed
 
 log = logging.getLogger("fedrouter.privacy")
@@ -27,7 +28,7 @@ class BudgetExhausted(RuntimeError):
 def plan_of(cfg) -> Plan:
     """The releases a run of cfg's algorithm plans: its training rounds if it sends updates, and its
     per-client releases (a registry entry's server class says)."""
-    from fedrouter.algorithms.base import get_algorithm
+    from fedrouter.config import get_algorithm
 
     server = get_algorithm(cfg.fed_alg).server
     return Plan(rounds=cfg.num_rounds if server.SENDS_UPDATES else 0, individual=server.individual_releases(cfg))
@@ -67,8 +68,6 @@ class ServerPrivacy:
         """Before aggregation: learn the seeded init from a reply that carries it, and make sure every reply's
         whole update (every array it sends, against what the server sent it or the init) has norm <= dp_clip,
         clipping it on the server otherwise (a client that did not clip, or a hostile one)."""
-        from fedrouter.algorithms.base import from_record, to_record
-
         self.rnd = rnd
         if not self.on:
             return replies
