@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", metavar="PRESET",
                         help="with --deployment: a TOML preset for the compared run (e.g. configs/real-smollm2.toml); "
                         "key=value overrides win over it")
+    parser.add_argument("--population", default="", help="many clients: comma-separated client counts (e.g. 200,1000); "
+                        "a few rounds of a whole run at each, its time and memory (population.md)")
+    parser.add_argument("--sampled", default="", help="with --population: clients sampled per round, one per count")
+    parser.add_argument("--methods", default="", help="with --population: comma-separated methods (default: the proposed one)")
     parser.add_argument("overrides", nargs="*", help="key=value settings for the runs (e.g. client_resources_cpus=2)")
     args = parser.parse_args(argv)
     logging.getLogger("fedrouter").setLevel(logging.WARNING)
@@ -52,6 +56,13 @@ def main(argv: list[str] | None = None) -> int:
 
         return deployment_main(args.overrides, Path(args.out), " " + " ".join(argv if argv is not None else sys.argv[1:]),
                                preset=args.config)
+    if args.population:
+        from fedrouter.bench.population import main as population_main
+
+        ints = [int(x) for x in args.population.split(",") if x]
+        return population_main(ints, [int(x) for x in args.sampled.split(",") if x] or [max(1, n // 10) for n in ints],
+                               [m for m in args.methods.split(",") if m], args.overrides, Path(args.out),
+                               " " + " ".join(argv if argv is not None else sys.argv[1:]))
     if args.config:
         parser.error("--config applies to --deployment only (--reference takes its preset as its value)")
     scaling = [int(x) for x in (args.scaling or ("4,8" if args.quick else "4,8,16,32,64")).split(",") if x]
