@@ -21,7 +21,10 @@ from fedrouter.validation import validate
 FAST = dict(num_rounds=2, eval_round="2", max_steps=2, max_new_tokens=4, max_eval_size=4)
 PER_METHOD = {"fedrouter": dict(router_model="centroid", n_clusters="1", global_n_clusters="2"),
               "fedcluster": dict(sim_round=1, n_groups="2")}
-METHODS = ["fedit", "fedprox", "fedsa", "feddpa", "fedcluster", "fedrouter", "local"]
+# The default suite runs the methods with their own release paths (one adapter, per-group noise and the grouping
+# release, per-cluster noise and the centroid release, nothing); the FedIT-shaped ones are slow-marked.
+METHODS = [pytest.param(m, marks=pytest.mark.slow if m in ("fedprox", "fedsa", "feddpa") else ())
+           for m in ("fedit", "fedprox", "fedsa", "feddpa", "fedcluster", "fedrouter", "local")]
 
 
 def _update_norms(sent, cfg):
