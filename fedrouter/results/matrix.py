@@ -60,10 +60,16 @@ def method_order() -> tuple[str, ...]:
     return tuple(a.name for a in algorithms())
 
 
+def _natural(name: str) -> tuple:
+    """Sort key reading the numbers in a name as numbers (dp_3 < dp_8 < dp_30 < dp_inf)."""
+    parts = re.split(r"(\d+(?:\.\d+)?|inf)", name)
+    return tuple((0, float(p), "") if re.fullmatch(r"\d+(?:\.\d+)?|inf", p) else (1, 0.0, p) for p in parts if p)
+
+
 def ordered(names: Iterable[str], preferred: tuple[str, ...]) -> list[str]:
-    """Names in the preferred order first, the rest sorted after them."""
+    """Names in the preferred order first, the rest after them in natural order (numbers by value)."""
     names = set(names)
-    return [n for n in preferred if n in names] + sorted(names - set(preferred))
+    return [n for n in preferred if n in names] + sorted(names - set(preferred), key=_natural)
 
 
 def read_config(run: Run) -> RunConfig:

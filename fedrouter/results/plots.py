@@ -169,19 +169,23 @@ def privacy_utility(points: dict[str, list[tuple[float, float, int]]], colors: d
     """Final score against the epsilon spent, one line per method (mean over seeds at each epsilon, the seeds as
     dots); runs without DP at the right edge, marked no DP."""
     finite = [e for pts in points.values() for e, _, _ in pts if np.isfinite(e)]
-    right = (max(finite) * 2 if finite else 1.0)
+    right = (max(finite) * 5 if finite else 1.0)
+
+    def at(e: float) -> float:  # runs that spent about the same budget share a point (7.99 and 8)
+        return float(f"{e:.2g}") if np.isfinite(e) else right
+
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
     for m, pts in points.items():
         by_eps: dict[float, list[float]] = {}
         for e, v, _ in pts:
-            by_eps.setdefault(round(e, 3) if np.isfinite(e) else right, []).append(v)
+            by_eps.setdefault(at(e), []).append(v)
         xs = sorted(by_eps)
         ax.plot(xs, [np.mean(by_eps[x]) for x in xs], "-o", color=colors.get(m), label=m)
         for x in xs:
             ax.scatter([x] * len(by_eps[x]), by_eps[x], color=colors.get(m), s=10, alpha=0.5)
     ax.set_xscale("log")
     if finite:
-        ticks = sorted({round(e, 3) for e in finite}) + [right]
+        ticks = sorted({at(e) for e in finite}) + [right]
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks[:-1]] + ["no DP"])
     ax.set_xlabel("epsilon spent (log scale)")
     ax.set_ylabel(ylabel)
