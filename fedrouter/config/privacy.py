@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from fedrouter.config.common import _allowed
 from fedrouter.config.section import Section, register_section, setting
 
 if TYPE_CHECKING:
@@ -41,11 +42,8 @@ class PrivacySettings(Section):
         return self.dp_delta if self.dp_delta > 0 else 1.0 / num_clients ** 1.1
 
     def check(self, run: RunConfig) -> list[str]:
-        out = []
-        for key, value, allowed in (("dp", self.dp, DP_MODES), ("dp_sampling", self.dp_sampling, DP_SAMPLING),
-                                    ("dp_budget", self.dp_budget, DP_BUDGET)):
-            if value not in allowed:
-                out.append(f"{key}={value!r} is not known; allowed: {', '.join(allowed)}")
+        out = (_allowed("dp", self.dp, DP_MODES) + _allowed("dp_sampling", self.dp_sampling, DP_SAMPLING)
+               + _allowed("dp_budget", self.dp_budget, DP_BUDGET))
         checks = [
             (0 < self.dp_clip < math.inf, f"dp_clip={self.dp_clip} must be a finite number > 0"),
             (0 < self.dp_noise_multiplier < math.inf,

@@ -10,7 +10,7 @@ import numpy as np
 from flwr.app import RecordDict
 
 from fedrouter.privacy.accounting import Plan, calibrate, individual_event, new_accountant, round_event
-from fedrouter.privacy.mechanism import AdapterState, clip_jointly, noisy_average
+from fedrouter.privacy.mechanism import AdapterState, clipped_updates, noisy_average
 from fedrouter.utils import process_state
 from fedrouter.utils.records import from_record, to_record
 from fedrouter.utils.seeding import derive_seed
@@ -87,14 +87,11 @@ class ServerPrivacy:
             trained = {n: from_record(content[n]) for n in names}
             starts = {n: self.reference(from_record(sent[n]) if n in sent.array_records else None, trained[n].keys())
                       for n in names}
-            deltas = [trained[n][k].astype(np.float64) - starts[n][k].astype(np.float64) for n in names for k in trained[n]]
-            norm = clip_jointly(deltas, self.cfg.dp_clip)
+            sent_back, norm = clipped_updates(starts, trained, self.cfg.dp_clip)
             if norm > self.cfg.dp_clip * (1 + TOLERANCE):
                 clipped.append(cid)
-                it = iter(deltas)
-                for n in names:
-                    content[n] = to_record({k: (starts[n][k].astype(np.float64) + next(it)).astype(trained[n][k].dtype)
-                                            for k in trained[n]})
+                for n, state in sent_back.items():
+                    content[n] = to_record(state)
         if clipped:
             self.server_clipped[str(rnd)] = clipped
             log.warning("round %d: clients %s sent updates of norm > dp_clip=%g; clipped on the server", rnd, clipped,
